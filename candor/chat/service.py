@@ -1,0 +1,81 @@
+"""The chat generation path: messages in, engine events out.
+
+The CLI, the API server and the web page all call `stream_chat`, so limits, rendering and the
+treatment of the answer's first characters are the same whichever door a request came in by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Iterable, Mapping
+
+from candor.chat.render import Message, RenderedPrompt, as_messages, render
+from candor.engine.base import Event, GenerateRequest, SamplingParams, TextDelta
+from candor.engine.hub import LoadedModel
+from candor.errors import InvalidRequestError
+
+
+@dataclass(frozen=True)
+class ChatParams:
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+    stop_sequences: tuple[str, ...] = field(default_factory=tuple)
+    grammar: str | None = None
+
+
+def check_max_tokens(model: LoadedModel, max_tokens: int) -> None:
+    limit = model.entry.max_output_tokens
+    if max_tokens < 1:
+        raise InvalidRequestError(f"must be >= 1, got {max_tokens}", field="max_tokens")
+    if max_tokens > limit:
+        raise InvalidRequestError(
+            f"{max_tokens} > {limit}, which is the maximum allowed number of output tokens for {model.name}",
+            field="max_tokens")
+
+
+def render_for(model: LoadedModel, messages: Iterable[Message | Mapping[str, str]],
+               system: str | None) -> RenderedPrompt:
+    return render(messages, system, chat_template=model.chat_template, special_tokens=model.special_tokens)
+
+
+def build_request(model: LoadedModel, messages: Iterable[Message | Mapping[str, str]], system: str | None,
+                  params: ChatParams) -> tuple[GenerateRequest, RenderedPrompt]:
+    msgs = as_messages(messages)
+    check_max_tokens(model, params.max_tokens)
+    rendered = render_for(model, msgs, system)
+    wire = ([{"role": "system", "content": system}] if system else []) + \
+        [{"role": m.role, "content": m.content} for m in msgs]
+    request = GenerateRequest(
+        prompt=rendered.text,
+        max_tokens=params.max_tokens,
+        sampling=SamplingParams(params.temperature, params.top_p, params.top_k, params.seed),
+        stop_sequences=tuple(params.stop_sequences),
+        end_sequences=rendered.end_sequences,
+        grammar=params.grammar,
+        messages=tuple(wire),
+    )
+    request.validate()
+    return request, rendered
+
+
+async def stream_chat(model: LoadedModel, messages: Iterable[Message | Mapping[str, str]],
+                      system: str | None, params: ChatParams) -> AsyncIterator[Event]:
+    """Generate the assistant's answer. Without a prefill, the space the format leaves after
+    "Assistant:" is dropped from the start of the answer."""
+    request, rendered = build_request(model, messages, system, params)
+    strip = not rendered.prefill
+    events = model.engine.generate(request)
+    try:
+        async for event in events:
+            if strip and isinstance(event, TextDelta):
+                text = event.text.lstrip()
+                if not text:
+                    continue
+                strip = False
+                event = TextDelta(text)
+            yield event
+    finally:
+        await events.aclose()

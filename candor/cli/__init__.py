@@ -1,0 +1,21 @@
+"""The `candor` command."""
+
+from __future__ import annotations
+
+import click
+
+from candor import __version__
+from candor.cli.chat import chat
+from candor.cli.complete import complete
+from candor.cli.models import models
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="candor")
+def main():
+    """Candor: a self-hosted assistant aligned with Constitutional AI."""
+
+
+main.add_command(chat)
+main.add_command(complete)
+main.add_command(models)

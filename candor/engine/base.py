@@ -1,0 +1,131 @@
+"""The engine interface every layer above talks to.
+
+`generate` is an async stream of `TextDelta` events that always ends with one `Finish` event
+(stop reason plus usage). Nothing above this module imports llama_cpp, httpx-to-engine code or
+torch: the API, CLI, web page, evals and data generation all go through `Engine`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Literal, Union
+
+from candor.errors import InvalidRequestError
+
+StopReason = Literal["end_turn", "stop_sequence", "max_tokens"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Sampling settings in Anthropic's ranges (validated by `validate`)."""
+
+    temperature: float = 1.0
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+
+    def validate(self) -> None:
+        if not 0.0 <= self.temperature <= 1.0:
+            raise InvalidRequestError(f"range: 0..1, got {self.temperature}", field="temperature")
+        if self.top_p is not None and not 0.0 <= self.top_p <= 1.0:
+            raise InvalidRequestError(f"range: 0..1, got {self.top_p}", field="top_p")
+        if self.top_k is not None and self.top_k < 0:
+            raise InvalidRequestError(f"must be >= 0, got {self.top_k}", field="top_k")
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """A fully rendered prompt plus limits: engines never see chat messages.
+
+    `stop_sequences` are the caller's own (reported as `stop_sequence`); `end_sequences` come
+    from the chat format (such as "\\n\\nHuman:") and end the turn (reported as `end_turn`).
+    `grammar` is an optional GBNF grammar that constrains decoding.
+    """
+
+    prompt: str
+    max_tokens: int
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    stop_sequences: tuple[str, ...] = ()
+    end_sequences: tuple[str, ...] = ()
+    grammar: str | None = None
+    # The conversation as OpenAI-style {"role", "content"} dicts, for engines that apply the
+    # model's chat template themselves (remote chat servers); others read only `prompt`.
+    messages: tuple[dict[str, str], ...] | None = None
+
+    def validate(self) -> None:
+        if not self.prompt or not self.prompt.strip():
+            raise InvalidRequestError("prompt is empty", field="prompt")
+        if self.max_tokens < 1:
+            raise InvalidRequestError(f"must be >= 1, got {self.max_tokens}", field="max_tokens")
+        for i, stop in enumerate(self.stop_sequences):
+            if not stop:
+                raise InvalidRequestError("stop sequences must be non-empty", field=f"stop_sequences.{i}")
+        self.sampling.validate()
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    stop_reason: StopReason
+    usage: Usage
+    stop_sequence: str | None = None
+
+
+Event = Union[TextDelta, Finish]
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    model: str
+    detail: str = ""
+    queue_depth: int = 0
+    busy: bool = False
+
+
+class Engine(abc.ABC):
+    """One loaded model. Implementations serialise generations through a fair, bounded queue."""
+
+    name: str
+
+    @property
+    @abc.abstractmethod
+    def context_window(self) -> int: ...
+
+    @abc.abstractmethod
+    def generate(self, request: GenerateRequest) -> AsyncIterator[Event]:
+        """Stream text deltas, then one Finish. Closing the iterator early cancels generation."""
+
+    @abc.abstractmethod
+    async def count_tokens(self, text: str) -> int: ...
+
+    @abc.abstractmethod
+    async def health(self) -> Health: ...
+
+    async def close(self) -> None:
+        """Release the model's resources."""
+
+
+async def collect(events: AsyncIterator[Event]) -> tuple[str, Finish]:
+    """Drain a generation into (text, finish): the non-streaming form of `generate`."""
+    parts: list[str] = []
+    finish: Finish | None = None
+    async for event in events:
+        if isinstance(event, TextDelta):
+            parts.append(event.text)
+        else:
+            finish = event
+    if finish is None:  # pragma: no cover - engines always finish
+        raise RuntimeError("engine ended without a Finish event")
+    return "".join(parts), finish

@@ -1,0 +1,218 @@
+"""The embedded engine: a GGUF model run in-process by llama-cpp-python.
+
+llama.cpp is blocking, so each generation runs on this engine's single worker thread and hands
+events to the event loop. The worker checks a cancel flag after every token, so a consumer that
+stops reading (a disconnected client, Ctrl-C) stops generation within a token or two. The KV cache
+is kept between generations; llama-cpp-python reuses the longest common token prefix, so a
+follow-up turn in the same conversation only prefills its new tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import os
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+from candor.engine.base import Engine, Event, Finish, GenerateRequest, Health, TextDelta, Usage
+from candor.engine.queue import GenerationQueue
+from candor.engine.stops import StopMatcher
+from candor.errors import ContextWindowExceededError, EngineError, InvalidRequestError, WeightsError
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class LlamaConfig:
+    """How to load one GGUF. `context_window` is the n_ctx allocated for the KV cache."""
+
+    model_path: Path
+    context_window: int = 8192
+    adapter_path: Path | None = None
+    adapter_scale: float = 1.0
+    threads: int | None = None  # default: the cores this process may use
+    flash_attn: bool = True  # faster prefill on CPU for long prompts (measured, see README)
+    batch_size: int = 512
+    parse_special: bool = False  # parse special tokens in prompts, if the GGUF has a chat template
+    max_waiting: int = 16
+
+
+class LlamaEngine(Engine):
+    def __init__(self, name: str, config: LlamaConfig):
+        import llama_cpp  # the only module that imports llama_cpp
+
+        self.name = name
+        self.config = config
+        if not config.model_path.is_file():
+            raise WeightsError(f"weights for {name} not found at {config.model_path}")
+        if config.adapter_path is not None and not config.adapter_path.is_file():
+            raise WeightsError(f"LoRA adapter for {name} not found at {config.adapter_path}")
+        self._llama_cpp = llama_cpp
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(config.model_path),
+                n_ctx=config.context_window,
+                n_batch=config.batch_size,
+                n_threads=config.threads or available_cores(),
+                flash_attn=config.flash_attn,
+                # Full-size sliding-window cache, so a prefix can be kept and a suffix trimmed.
+                swa_full=True,
+                lora_path=str(config.adapter_path) if config.adapter_path else None,
+                lora_scale=config.adapter_scale,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise WeightsError(f"could not load {config.model_path}: {exc}") from exc
+        self._vocab = self._llm._model.vocab
+        # Template-rendered prompts carry special tokens as text; Human/Assistant prompts must not,
+        # so user text such as "<eos>" stays plain text.
+        self._parse_special = config.parse_special and bool(self.chat_template())
+        self._queue = GenerationQueue(name, config.max_waiting)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{name}")
+        self._lock = threading.Lock()  # belt and braces: llama objects are not thread-safe
+        self.last_reused_tokens = 0  # prompt tokens the last generation found in the KV cache
+
+    # -- interface -------------------------------------------------------------------------
+    @property
+    def context_window(self) -> int:
+        return self._llm.n_ctx()
+
+    @property
+    def queue(self) -> GenerationQueue:
+        return self._queue
+
+    def chat_template(self) -> str | None:
+        """The Jinja chat template stored in the GGUF, if any."""
+        return self._llm.metadata.get("tokenizer.chat_template")
+
+    def special_tokens(self) -> dict[str, str]:
+        """BOS/EOS text, for rendering chat templates."""
+        model = self._llm._model
+        return {
+            "bos_token": model.token_get_text(model.token_bos()) if model.token_bos() >= 0 else "",
+            "eos_token": model.token_get_text(model.token_eos()) if model.token_eos() >= 0 else "",
+        }
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=self._parse_special)
+
+    async def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    async def health(self) -> Health:
+        return Health(ok=True, model=self.name, detail=str(self.config.model_path),
+                      queue_depth=self._queue.depth, busy=self._queue.busy)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._llm.close()
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[Event]:
+        request.validate()
+        tokens = self.tokenize(request.prompt)
+        if len(tokens) + request.max_tokens > self.context_window:
+            raise ContextWindowExceededError(prompt_tokens=len(tokens), max_tokens=request.max_tokens,
+                                             context_window=self.context_window, model=self.name)
+        grammar = self._compile_grammar(request.grammar) if request.grammar else None
+        async with self._queue.slot():
+            loop = asyncio.get_running_loop()
+            events: asyncio.Queue[Event | BaseException] = asyncio.Queue()
+            cancel = threading.Event()
+
+            def put(item: Event | BaseException) -> None:
+                loop.call_soon_threadsafe(events.put_nowait, item)
+
+            work = loop.run_in_executor(self._executor, self._run, tokens, request, grammar, cancel, put)
+            try:
+                while True:
+                    item = await events.get()
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+                    if isinstance(item, Finish):
+                        break
+            finally:
+                cancel.set()
+                # Keep the slot until the worker has really stopped, so the next request starts
+                # on a free model; a cancelled consumer still releases it moments later.
+                try:
+                    await asyncio.shield(work)
+                except BaseException:
+                    pass
+
+    # -- worker thread ---------------------------------------------------------------------
+    def _compile_grammar(self, grammar: str):
+        try:
+            return self._llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise InvalidRequestError(f"invalid grammar: {exc}", field="grammar") from exc
+
+    def _run(self, tokens: list[int], request: GenerateRequest, grammar, cancel: threading.Event,
+             put: Callable[[Event | BaseException], None]) -> None:
+        try:
+            with self._lock:
+                put(self._generate_tokens(tokens, request, grammar, cancel, put))
+        except BaseException as exc:  # surfaced to the consumer, never swallowed
+            put(exc if isinstance(exc, Exception) else EngineError(repr(exc)))
+
+    def _generate_tokens(self, tokens, request: GenerateRequest, grammar, cancel, put) -> Finish:
+        sampling = request.sampling
+        self._llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(31))
+        if sampling.seed is not None and sampling.temperature > 0:
+            # llama.cpp's logits differ in the last bits with how a prompt was batched, which is
+            # enough to change a sampled token; a seeded request re-evaluates its whole prompt so
+            # the same seed gives the same text whatever ran before.
+            self._llm.reset()
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        matcher = StopMatcher(request.stop_sequences, request.end_sequences)
+        self.last_reused_tokens = _common_prefix(self._llm._input_ids[: self._llm.n_tokens], tokens)
+        output_tokens = 0
+        stop_reason = "max_tokens"
+        for token in self._llm.generate(
+            tokens,
+            temp=sampling.temperature,
+            top_p=1.0 if sampling.top_p is None else sampling.top_p,
+            top_k=0 if sampling.top_k is None else sampling.top_k,
+            min_p=0.0,
+            repeat_penalty=1.0,
+            grammar=grammar,
+        ):
+            output_tokens += 1
+            if self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                stop_reason = "end_turn"
+                break
+            text = matcher.feed(decoder.decode(self._llm.detokenize([token])))
+            if text:
+                put(TextDelta(text))
+            if matcher.hit is not None or cancel.is_set():
+                stop_reason = "end_turn"
+                break
+            if output_tokens >= request.max_tokens:
+                break
+        tail = matcher.feed(decoder.decode(b"", final=True)) + matcher.flush()
+        if tail:
+            put(TextDelta(tail))
+        usage = Usage(input_tokens=len(tokens), output_tokens=output_tokens)
+        hit = matcher.hit
+        if hit is not None and not hit.is_end_of_turn:
+            return Finish("stop_sequence", usage, stop_sequence=hit.sequence)
+        return Finish(stop_reason, usage)  # type: ignore[arg-type]
+
+
+def _common_prefix(cached, tokens: list[int]) -> int:
+    n = 0
+    for a, b in zip(cached, tokens):
+        if a != b:
+            break
+        n += 1
+    return n

@@ -1,0 +1,68 @@
+"""A fair, bounded admission queue: one generation at a time per loaded model.
+
+Waiters are served first come, first served. When `max_waiting` requests already wait, a new one
+is refused at once with `OverloadedError` instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from typing import AsyncIterator
+
+from candor.errors import OverloadedError
+
+
+class GenerationQueue:
+    def __init__(self, name: str, max_waiting: int = 16):
+        self.name = name
+        self.max_waiting = max_waiting
+        self._busy = False
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting for their turn (not counting the one running)."""
+        return len(self._waiters)
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self) -> None:
+        if not self._busy and not self._waiters:
+            self._busy = True
+            return
+        if len(self._waiters) >= self.max_waiting:
+            raise OverloadedError(
+                f"{self.name} is overloaded: {len(self._waiters)} requests already waiting "
+                f"(limit {self.max_waiting}); retry shortly"
+            )
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                # We were handed the slot just as we were cancelled: pass it on.
+                self._release()
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def _release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes directly; _busy stays True
+                return
+        self._busy = False

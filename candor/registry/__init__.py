@@ -1,0 +1,142 @@
+"""The model registry: client-facing names mapped to weights, prompt format, limits and prices.
+
+The registry is data (`candor/data/models.toml`), extended or overridden by a deployment's own
+TOML file named by `CANDOR_MODELS_FILE`, so a model can be added or re-priced without editing code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from candor.errors import InvalidRequestError, UnknownModelError
+
+PromptFormat = Literal["human-assistant", "template", "auto"]
+ENGINES = ("embedded", "remote")
+PROMPT_FORMATS = ("human-assistant", "template", "auto")
+REMOTE_APIS = ("completions", "chat")
+DEFAULT_MAX_OUTPUT = 4096
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    engine: str = "embedded"
+    weights: str = ""
+    adapter: str = ""
+    prompt_format: str = "auto"
+    context_window: int = 8192
+    max_output_tokens: int = DEFAULT_MAX_OUTPUT
+    price_input_per_mtok: float = 0.0
+    price_output_per_mtok: float = 0.0
+    description: str = ""
+    base_url: str = ""
+    api_key_env: str = ""
+    remote_model: str = ""
+    remote_api: str = "chat"
+    source: str = ""  # the file this entry (last) came from, for adapter paths and messages
+    extra: dict[str, Any] = field(default_factory=dict)  # fields other issues add (rate limits…)
+
+    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.price_input_per_mtok + output_tokens * self.price_output_per_mtok) / 1e6
+
+    def resolved(self, value: str) -> str:
+        """`value` with ${VARS} expanded; unset variables leave the text empty."""
+        return _VAR.sub(lambda m: os.environ.get(m.group(1), ""), value).strip()
+
+    def adapter_path(self) -> Path | None:
+        text = self.resolved(self.adapter)
+        if not text:
+            return None
+        path = Path(text).expanduser()
+        if not path.is_absolute() and self.source:
+            path = Path(self.source).parent / path
+        return path
+
+    def missing_settings(self, value: str) -> list[str]:
+        return [m for m in _VAR.findall(value) if not os.environ.get(m)]
+
+
+_KNOWN = {f.name for f in fields(ModelEntry)} - {"name", "source", "extra"}
+
+
+class Registry:
+    def __init__(self, entries: dict[str, ModelEntry]):
+        self._entries = dict(entries)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def __iter__(self):
+        return iter(self._entries.values())
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> ModelEntry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownModelError(name, self.names) from None
+
+    def default_name(self) -> str:
+        return os.environ.get("CANDOR_DEFAULT_MODEL") or self.names[0]
+
+    def add(self, entry: ModelEntry) -> None:
+        self._entries[entry.name] = entry
+
+
+def _entry_from(name: str, data: dict[str, Any], base: ModelEntry | None, source: str) -> ModelEntry:
+    where = f"{source}: models.{name}"
+    known = {k: v for k, v in data.items() if k in _KNOWN}
+    extra = {k: v for k, v in data.items() if k not in _KNOWN}
+    entry = replace(base, **known, source=source, extra={**base.extra, **extra}) if base \
+        else ModelEntry(name=name, **known, source=source, extra=extra)
+    checks = [
+        ("engine", entry.engine in ENGINES, f"must be one of {', '.join(ENGINES)}"),
+        ("prompt_format", entry.prompt_format in PROMPT_FORMATS, f"must be one of {', '.join(PROMPT_FORMATS)}"),
+        ("remote_api", entry.remote_api in REMOTE_APIS, f"must be one of {', '.join(REMOTE_APIS)}"),
+        ("context_window", isinstance(entry.context_window, int) and entry.context_window >= 16, "must be an integer >= 16"),
+        ("max_output_tokens", isinstance(entry.max_output_tokens, int) and 1 <= entry.max_output_tokens,
+         "must be an integer >= 1"),
+        ("price_input_per_mtok", isinstance(entry.price_input_per_mtok, (int, float)) and entry.price_input_per_mtok >= 0, "must be a number >= 0"),
+        ("price_output_per_mtok", isinstance(entry.price_output_per_mtok, (int, float)) and entry.price_output_per_mtok >= 0, "must be a number >= 0"),
+        ("weights", entry.engine != "embedded" or bool(entry.weights), "is required for embedded models"),
+        ("base_url", entry.engine != "remote" or bool(entry.base_url), "is required for remote models"),
+    ]
+    for name_of_field, ok, why in checks:
+        if not ok:
+            raise InvalidRequestError(f"{where}.{name_of_field} {why}", field=name_of_field)
+    return entry
+
+
+def _merge_file(entries: dict[str, ModelEntry], text: str, source: str) -> None:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidRequestError(f"{source} is not valid TOML: {exc}", field="models_file") from exc
+    for name, body in (data.get("models") or {}).items():
+        if not isinstance(body, dict):
+            raise InvalidRequestError(f"{source}: models.{name} must be a table", field="models_file")
+        entries[name] = _entry_from(name, body, entries.get(name), source)
+
+
+def load_registry(user_file: str | Path | None = None) -> Registry:
+    """The packaged registry, then the user's file (argument, or CANDOR_MODELS_FILE) on top."""
+    entries: dict[str, ModelEntry] = {}
+    packaged = resources.files("candor") / "data" / "models.toml"
+    _merge_file(entries, packaged.read_text(encoding="utf-8"), str(packaged))
+    user_file = user_file or os.environ.get("CANDOR_MODELS_FILE")
+    if user_file:
+        path = Path(user_file).expanduser()
+        if not path.is_file():
+            raise InvalidRequestError(f"models file {path} does not exist", field="CANDOR_MODELS_FILE")
+        _merge_file(entries, path.read_text(encoding="utf-8"), str(path))
+    return Registry(entries)
