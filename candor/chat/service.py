@@ -13,6 +13,7 @@ from candor.chat.render import Message, RenderedPrompt, as_messages, render
 from candor.engine.base import Event, GenerateRequest, SamplingParams, TextDelta
 from candor.engine.hub import LoadedModel
 from candor.errors import InvalidRequestError
+from candor.registry import ModelEntry
 
 
 @dataclass(frozen=True)
@@ -25,14 +26,22 @@ class ChatParams:
     stop_sequences: tuple[str, ...] = field(default_factory=tuple)
     grammar: str | None = None
 
+    def validate(self, entry: ModelEntry) -> None:
+        """Check what can be checked before the model is loaded."""
+        SamplingParams(self.temperature, self.top_p, self.top_k, self.seed).validate()
+        check_max_tokens(entry, self.max_tokens)
+        for i, stop in enumerate(self.stop_sequences):
+            if not stop:
+                raise InvalidRequestError("stop sequences must be non-empty", field=f"stop_sequences.{i}")
 
-def check_max_tokens(model: LoadedModel, max_tokens: int) -> None:
-    limit = model.entry.max_output_tokens
+
+def check_max_tokens(entry: ModelEntry, max_tokens: int) -> None:
+    limit = entry.max_output_tokens
     if max_tokens < 1:
         raise InvalidRequestError(f"must be >= 1, got {max_tokens}", field="max_tokens")
     if max_tokens > limit:
         raise InvalidRequestError(
-            f"{max_tokens} > {limit}, which is the maximum allowed number of output tokens for {model.name}",
+            f"{max_tokens} > {limit}, which is the maximum allowed number of output tokens for {entry.name}",
             field="max_tokens")
 
 
@@ -44,7 +53,7 @@ def render_for(model: LoadedModel, messages: Iterable[Message | Mapping[str, str
 def build_request(model: LoadedModel, messages: Iterable[Message | Mapping[str, str]], system: str | None,
                   params: ChatParams) -> tuple[GenerateRequest, RenderedPrompt]:
     msgs = as_messages(messages)
-    check_max_tokens(model, params.max_tokens)
+    check_max_tokens(model.entry, params.max_tokens)
     rendered = render_for(model, msgs, system)
     wire = ([{"role": "system", "content": system}] if system else []) + \
         [{"role": m.role, "content": m.content} for m in msgs]

@@ -204,6 +204,6 @@ def chat(model_name, system, max_tokens, temperature, top_p, top_k, seed, models
     """Talk to the assistant in the terminal."""
     hub = make_hub(models_file)
     name = model_name or hub.registry.default_name()
-    hub.registry.get(name)
     params = ChatParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
+    params.validate(hub.registry.get(name))
     ChatRepl(hub, Conversation(model=name, system=system), params).run()

@@ -34,6 +34,7 @@ def complete(text, model_name, max_tokens, temperature, top_p, top_k, stops, see
     name = model_name or hub.registry.default_name()
     params = ChatParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                         seed=seed, stop_sequences=tuple(stops))
+    params.validate(hub.registry.get(name))  # bad input fails before the model loads
 
     async def run() -> dict:
         model = await hub.get(name)

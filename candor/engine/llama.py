@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import os
 import random
+import sys
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -59,20 +62,23 @@ class LlamaEngine(Engine):
             raise WeightsError(f"LoRA adapter for {name} not found at {config.adapter_path}")
         self._llama_cpp = llama_cpp
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(config.model_path),
-                n_ctx=config.context_window,
-                n_batch=config.batch_size,
-                n_threads=config.threads or available_cores(),
-                flash_attn=config.flash_attn,
-                # Full-size sliding-window cache, so a prefix can be kept and a suffix trimmed.
-                swa_full=True,
-                lora_path=str(config.adapter_path) if config.adapter_path else None,
-                lora_scale=config.adapter_scale,
-                verbose=False,
-            )
+            with _quiet_stderr() as captured:
+                self._llm = llama_cpp.Llama(
+                    model_path=str(config.model_path),
+                    n_ctx=config.context_window,
+                    n_batch=config.batch_size,
+                    n_threads=config.threads or available_cores(),
+                    flash_attn=config.flash_attn,
+                    # Full-size sliding-window cache, so a prefix can be kept and a suffix trimmed.
+                    swa_full=True,
+                    lora_path=str(config.adapter_path) if config.adapter_path else None,
+                    lora_scale=config.adapter_scale,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError) as exc:
-            raise WeightsError(f"could not load {config.model_path}: {exc}") from exc
+            log = captured.read().strip().splitlines()[-5:]
+            raise WeightsError(f"could not load {config.model_path}: {exc}"
+                               + (f" (llama.cpp: {' | '.join(log)})" if log else "")) from exc
         self._vocab = self._llm._model.vocab
         # Template-rendered prompts carry special tokens as text; Human/Assistant prompts must not,
         # so user text such as "<eos>" stays plain text.
@@ -207,6 +213,32 @@ class LlamaEngine(Engine):
         if hit is not None and not hit.is_end_of_turn:
             return Finish("stop_sequence", usage, stop_sequence=hit.sequence)
         return Finish(stop_reason, usage)  # type: ignore[arg-type]
+
+
+class _Captured:
+    def __init__(self):
+        self.text = ""
+
+    def read(self) -> str:
+        return self.text
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """llama.cpp prints load notices straight to file descriptor 2; keep them for error messages
+    instead of the user's terminal."""
+    captured = _Captured()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", "replace")
 
 
 def _common_prefix(cached, tokens: list[int]) -> int:

@@ -2,8 +2,8 @@
 
 `completions` mode sends Candor's rendered prompt to `/v1/completions`, so a base model on a GPU
 server sees exactly what the embedded engine would. `chat` mode sends the conversation to
-`/v1/chat/completions` and lets the server apply the model's chat template. Stop sequences are
-matched here as well as on the server, so the stop reason is reported the same way everywhere.
+`/v1/chat/completions` and lets the server apply the model's chat template. The caller's stop
+sequences are matched here, so the stop reason is reported the same way as by the embedded engine.
 """
 
 from __future__ import annotations
@@ -106,9 +106,10 @@ class RemoteEngine(Engine):
             body["top_k"] = s.top_k  # vLLM and llama.cpp accept top_k as an extension
         if s.seed is not None:
             body["seed"] = s.seed
-        stops = list(request.stop_sequences) + list(request.end_sequences)
-        if stops:
-            body["stop"] = stops[:4] if self.config.api == "chat" else stops
+        # Only the format's end-of-turn sequences go to the server: OpenAI-style servers do not
+        # say which stop matched, so the caller's own are matched here (and the stream closed).
+        if request.end_sequences:
+            body["stop"] = list(request.end_sequences)[:4]
         if request.grammar:
             body["grammar"] = request.grammar  # llama.cpp's extension; vLLM takes guided_grammar
             body["guided_grammar"] = request.grammar
@@ -130,7 +131,7 @@ class RemoteEngine(Engine):
                                                  context_window=self.context_window, model=self.name)
         async with self._queue.slot():
             matcher = StopMatcher(request.stop_sequences, request.end_sequences)
-            finish_reason, usage, chunks, server_stop = None, None, 0, None
+            finish_reason, usage, chunks = None, None, 0
             try:
                 async with self._client.stream("POST", path, json=body) as response:
                     if response.status_code != 200:
@@ -149,7 +150,6 @@ class RemoteEngine(Engine):
                                     yield TextDelta(out)
                             if choice.get("finish_reason"):
                                 finish_reason = choice["finish_reason"]
-                                server_stop = choice.get("stop_reason")  # vLLM names the matched stop
                         if matcher.hit is not None:
                             break
             except httpx.HTTPError as exc:
@@ -159,16 +159,14 @@ class RemoteEngine(Engine):
                 yield TextDelta(tail)
             input_tokens = int(usage["prompt_tokens"]) if usage else await self.count_tokens(request.prompt)
             output_tokens = int(usage["completion_tokens"]) if usage else chunks
-            yield self._finish(matcher, finish_reason, server_stop, request, Usage(input_tokens, output_tokens))
+            yield self._finish(matcher, finish_reason, Usage(input_tokens, output_tokens))
 
     @staticmethod
-    def _finish(matcher: StopMatcher, finish_reason, server_stop, request: GenerateRequest, usage: Usage) -> Finish:
+    def _finish(matcher: StopMatcher, finish_reason: str | None, usage: Usage) -> Finish:
         hit = matcher.hit
         if hit is not None:
             return Finish("end_turn", usage) if hit.is_end_of_turn else \
                 Finish("stop_sequence", usage, stop_sequence=hit.sequence)
-        if isinstance(server_stop, str) and server_stop in request.stop_sequences:
-            return Finish("stop_sequence", usage, stop_sequence=server_stop)
         if finish_reason == "length":
             return Finish("max_tokens", usage)
         return Finish("end_turn", usage)
