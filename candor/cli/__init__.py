@@ -8,6 +8,7 @@ from candor import __version__
 from candor.cli.chat import chat
 from candor.cli.complete import complete
 from candor.cli.models import models
+from candor.cli.serve import serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,3 +20,4 @@ def main():
 main.add_command(chat)
 main.add_command(complete)
 main.add_command(models)
+main.add_command(serve)

@@ -1,0 +1,133 @@
+"""The FastAPI application: routers, error handlers, request ids, body limits, auth and metrics."""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from candor import __version__
+from candor.api import messages, models, openai_chat, text_completions
+from candor.api.auth import check_key
+from candor.api.errors import (ApiError, candor_error_handler, error_response, new_request_id,
+                               unexpected_error_handler, validation_error_handler)
+from candor.api.metrics import Metrics
+from candor.engine.hub import EngineHub
+from candor.errors import CandorError
+from candor.registry import load_registry
+
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # the Anthropic API's limit for Messages requests
+
+
+class EdgeMiddleware:
+    """Pure ASGI (streams and disconnects pass straight through): gives every request an id and
+    `request-id` header, refuses bodies over the limit with 413, counts requests for metrics."""
+
+    def __init__(self, app, max_body_bytes: int, metrics: Metrics):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request_id = new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status_seen = {"code": 500}
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status_seen["code"] = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k not in (b"request-id", b"x-request-id")]
+                headers += [(b"request-id", request_id.encode()), (b"x-request-id", request_id.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        too_big = length is not None and length.isdigit() and int(length) > self.max_body_bytes
+        if not too_big and scope["method"] in ("POST", "PUT", "PATCH"):
+            body, more = bytearray(), True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > self.max_body_bytes:
+                    too_big = True
+                    break
+            if not too_big:
+                replayed, upstream = False, receive
+
+                async def receive_again():
+                    nonlocal replayed
+                    if not replayed:
+                        replayed = True
+                        return {"type": "http.request", "body": bytes(body), "more_body": False}
+                    return await upstream()
+
+                receive = receive_again
+        if too_big:
+            request = Request(scope)
+            response = error_response(request, 413, "request_too_large",
+                                      f"request body is larger than {self.max_body_bytes} bytes")
+            await response(scope, receive, send_with_id)
+        else:
+            await self.app(scope, receive, send_with_id)
+        path = scope.get("route").path if scope.get("route") is not None else "other"
+        self.metrics.observe_request(path, status_seen["code"], time.perf_counter() - started)
+
+
+def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, no_auth: bool = False,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    hub = hub or EngineHub(load_registry())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await hub.close()
+
+    app = FastAPI(title="Candor", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.state.hub = hub
+    app.state.metrics = Metrics(hub)
+
+    async def require_key(request: Request) -> None:
+        if not no_auth:
+            check_key(request, keys or [])
+
+    secured = [Depends(require_key)]
+    for router in (messages.router, text_completions.router, openai_chat.router, models.router):
+        app.include_router(router, dependencies=secured)
+
+    @app.get("/health")
+    async def health() -> dict:
+        loaded = [await m.engine.health() for m in hub.loaded()]
+        return {"status": "ok" if all(h.ok for h in loaded) else "degraded", "version": __version__,
+                "models": [{"model": h.model, "ok": h.ok, "queue_depth": h.queue_depth, "busy": h.busy}
+                           for h in loaded]}
+
+    @app.get("/metrics", dependencies=secured)
+    async def metrics() -> Response:
+        return Response(app.state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    app.add_exception_handler(CandorError, candor_error_handler)
+    app.add_exception_handler(ApiError, candor_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc) -> JSONResponse:
+        return error_response(request, 404, "not_found_error", f"no route for {request.method} {request.url.path}")
+
+    @app.exception_handler(405)
+    async def not_allowed(request: Request, exc) -> JSONResponse:
+        return error_response(request, 405, "invalid_request_error",
+                              f"method {request.method} is not allowed for {request.url.path}")
+
+    app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes, metrics=app.state.metrics)
+    return app
+

@@ -1,0 +1,58 @@
+"""API keys for the server: `x-api-key` or `Authorization: Bearer`.
+
+Until the accounts store exists, keys come from `CANDOR_API_KEYS` (comma-separated) or
+`candor serve --api-key`; with neither, a key is generated once into CANDOR_HOME/api-key and
+printed at start. `--no-auth` (loopback only) turns checking off for local experiments.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from fastapi import Request
+
+from candor.api.errors import ApiError
+from candor.config import settings
+
+OPEN_PATHS = {"/health"}
+
+
+def bootstrap_key_file() -> Path:
+    return settings().home / "api-key"
+
+
+def load_keys(explicit: list[str] | None = None) -> tuple[list[str], str | None]:
+    """(keys, newly generated key or None)."""
+    keys = [k.strip() for k in (explicit or []) if k.strip()]
+    keys += [k.strip() for k in os.environ.get("CANDOR_API_KEYS", "").split(",") if k.strip()]
+    if keys:
+        return keys, None
+    path = bootstrap_key_file()
+    if path.is_file():
+        return [path.read_text().strip()], None
+    key = "sk-candor-" + secrets.token_urlsafe(24)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return [key], key
+
+
+def presented_key(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return None
+
+
+def check_key(request: Request, keys: list[str]) -> None:
+    key = presented_key(request)
+    if not key:
+        raise ApiError(401, "authentication_error", "x-api-key header is required")
+    if not any(hmac.compare_digest(key, k) for k in keys):
+        raise ApiError(401, "authentication_error", "invalid x-api-key")

@@ -1,0 +1,77 @@
+"""One place that turns typed errors into the Anthropic (or OpenAI) error body and status.
+
+Every error carries `request-id`; errors a retry cannot fix carry `x-should-retry: false`; an
+overloaded queue answers 529 with `retry-after` so the official SDKs back off and retry.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from candor.errors import CandorError, OverloadedError
+
+RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
+
+
+class ApiError(CandorError):
+    """An HTTP-level error raised by the API layer itself (auth, size limits, routing)."""
+
+    def __init__(self, status_code: int, error_type: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_type = error_type
+        self.headers = headers or {}
+
+
+def new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex[:24]
+
+
+def is_openai(request: Request) -> bool:
+    return request.url.path.startswith("/v1/chat/")
+
+
+def error_response(request: Request, status: int, error_type: str, message: str,
+                   headers: dict[str, str] | None = None, param: str | None = None) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None) or new_request_id()
+    if is_openai(request):
+        body = {"error": {"message": message, "type": error_type, "param": param, "code": error_type}}
+    else:
+        body = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+    out = {"request-id": request_id, "x-request-id": request_id, **(headers or {})}
+    if status not in RETRYABLE:
+        out["x-should-retry"] = "false"
+    return JSONResponse(body, status_code=status, headers=out)
+
+
+async def candor_error_handler(request: Request, exc: CandorError) -> JSONResponse:
+    headers = dict(getattr(exc, "headers", {}) or {})
+    if isinstance(exc, OverloadedError):
+        headers["retry-after"] = str(max(1, round(exc.retry_after)))
+    return error_response(request, exc.status_code, exc.error_type, exc.message, headers, exc.field)
+
+
+def _loc(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0]
+    where = _loc(tuple(first.get("loc", ())))
+    kind = first.get("type", "")
+    if kind == "json_invalid":
+        message = f"request body is not valid JSON: {first.get('ctx', {}).get('error', first.get('msg'))}"
+    elif kind == "missing":
+        message = f"{where}: Field required"
+    else:
+        message = f"{where}: {first.get('msg')}"
+    return error_response(request, 400, "invalid_request_error", message, param=where)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(request, 500, "api_error", f"internal error: {type(exc).__name__}")

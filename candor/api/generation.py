@@ -1,0 +1,79 @@
+"""Starting a generation for an API request, shared by every endpoint.
+
+The first event is read before the HTTP response starts, so queueing, context and validation
+errors still get their proper status code (400, 529…) even for streaming requests; after that,
+the stream is handed to the endpoint's framing. Timing for metrics is kept here too.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Iterable, Mapping
+
+from candor.chat.render import Message
+from candor.chat.service import ChatParams, build_request, stream_chat
+from candor.engine.base import Event, Finish, TextDelta
+from candor.engine.hub import EngineHub, LoadedModel
+
+
+@dataclass
+class Generation:
+    model: LoadedModel
+    input_tokens: int
+    started: float
+    _first: Event | None
+    _events: AsyncIterator[Event]
+    first_token_at: float | None = None
+    finish: Finish | None = None
+    text_parts: list[str] = field(default_factory=list)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """All events, the primed first one included; closing this cancels generation."""
+        try:
+            if self._first is not None:
+                first, self._first = self._first, None
+                yield self._note(first)
+            async for event in self._events:
+                yield self._note(event)
+        finally:
+            await self._events.aclose()
+
+    async def collect(self) -> tuple[str, Finish]:
+        async for _ in self.events():
+            pass
+        assert self.finish is not None
+        return "".join(self.text_parts), self.finish
+
+    def _note(self, event: Event) -> Event:
+        if isinstance(event, TextDelta):
+            if self.first_token_at is None:
+                self.first_token_at = time.perf_counter()
+            self.text_parts.append(event.text)
+        elif isinstance(event, Finish):
+            self.finish = event
+        return event
+
+    @property
+    def ttft(self) -> float | None:
+        return None if self.first_token_at is None else self.first_token_at - self.started
+
+
+async def start_generation(hub: EngineHub, model_name: str, messages: Iterable[Message | Mapping[str, str]],
+                           system: str | None, params: ChatParams) -> Generation:
+    model = await hub.get(model_name)
+    params.validate(model.entry)
+    messages = list(messages)
+    request, _ = build_request(model, messages, system, params)  # validates before queueing
+    input_tokens = await model.engine.count_tokens(request.prompt)
+    started = time.perf_counter()
+    events = stream_chat(model, messages, system, params)
+    try:
+        first = await events.__anext__()
+    except BaseException:
+        await events.aclose()
+        raise
+    gen = Generation(model=model, input_tokens=input_tokens, started=started, _first=first, _events=events)
+    if isinstance(first, TextDelta):
+        gen.first_token_at = time.perf_counter()
+    return gen

@@ -1,0 +1,173 @@
+"""Anthropic Messages API: POST /v1/messages (plain and streaming) and /v1/messages/count_tokens."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from candor.api.formatting import FormatSpec, format_spec_from_anthropic
+from candor.api.generation import Generation, start_generation
+from candor.api.sse import SSE_HEADERS, frame
+from candor.chat.render import Message
+from candor.chat.service import ChatParams, render_for
+from candor.engine.base import Finish, TextDelta
+from candor.errors import CandorError, InvalidRequestError
+
+router = APIRouter()
+UNSUPPORTED_BLOCKS = {"image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking",
+                      "search_result", "server_tool_use", "web_search_tool_result"}
+
+
+class MessageParam(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[dict[str, Any]]
+
+
+class CountTokensRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    messages: list[MessageParam]
+    system: str | list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
+    thinking: dict[str, Any] | None = None
+    candor: dict[str, Any] | None = None  # Candor extension: {"format": ..., "schema": ...}
+    output_config: dict[str, Any] | None = None
+
+
+class MessagesRequest(CountTokensRequest):
+    max_tokens: int
+    stop_sequences: list[str] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stream: bool = False
+    metadata: dict[str, Any] | None = None
+    tool_choice: dict[str, Any] | None = None
+
+
+def _block_text(block: dict[str, Any], where: str) -> str:
+    kind = block.get("type")
+    if kind == "text":
+        text = block.get("text")
+        if not isinstance(text, str):
+            raise InvalidRequestError("text blocks need a string 'text'", field=f"{where}.text")
+        return text
+    if kind in UNSUPPORTED_BLOCKS:
+        raise InvalidRequestError(f"content blocks of type {kind!r} are not supported by Candor models, "
+                                  f"which read text only", field=f"{where}.type")
+    raise InvalidRequestError(f"unknown content block type {kind!r}", field=f"{where}.type")
+
+
+def content_text(content: str | list[dict[str, Any]], where: str) -> str:
+    if isinstance(content, str):
+        return content
+    texts = [_block_text(block, f"{where}.{i}") for i, block in enumerate(content)]
+    if any(t == "" for t in texts):
+        raise InvalidRequestError("text content blocks must be non-empty", field="messages")
+    return "".join(texts)
+
+
+def system_text(system: str | list[dict[str, Any]] | None) -> str | None:
+    if system is None:
+        return None
+    text = content_text(system, "system")
+    if text and not text.strip():
+        raise InvalidRequestError("text content blocks must contain non-whitespace text", field="system")
+    return text or None
+
+
+def conversation(body: CountTokensRequest) -> tuple[list[Message], str | None]:
+    if body.tools:
+        raise InvalidRequestError("tool use is not supported by Candor models", field="tools")
+    if body.thinking and body.thinking.get("type") not in (None, "disabled"):
+        raise InvalidRequestError("extended thinking is not supported by Candor models", field="thinking")
+    messages = []
+    for i, m in enumerate(body.messages):
+        if m.role not in ("user", "assistant"):
+            raise InvalidRequestError(f"role must be 'user' or 'assistant', got {m.role!r}", field=f"messages.{i}.role")
+        messages.append(Message(m.role, content_text(m.content, f"messages.{i}.content")))  # type: ignore[arg-type]
+    return messages, system_text(body.system)
+
+
+def message_id() -> str:
+    return "msg_" + uuid.uuid4().hex[:24]
+
+
+@router.post("/v1/messages/count_tokens")
+async def count_tokens(body: CountTokensRequest, request: Request) -> dict[str, int]:
+    messages, system = conversation(body)
+    model = await request.app.state.hub.get(body.model)
+    rendered = render_for(model, messages, system)
+    return {"input_tokens": await model.engine.count_tokens(rendered.text)}
+
+
+@router.post("/v1/messages")
+async def create_message(body: MessagesRequest, request: Request):
+    messages, system = conversation(body)
+    spec = format_spec_from_anthropic(body.output_config, body.candor)
+    params = ChatParams(
+        max_tokens=body.max_tokens,
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=body.top_p, top_k=body.top_k,
+        stop_sequences=tuple(body.stop_sequences or ()),
+        grammar=spec.grammar if spec else None,
+    )
+    state = request.app.state
+    gen = await start_generation(state.hub, body.model, messages, system, params)
+    state.metrics.started(request, gen)
+    if body.stream:
+        return StreamingResponse(_stream(body, gen, spec, request), media_type="text/event-stream",
+                                 headers=SSE_HEADERS)
+    try:
+        text, finish = await gen.collect()
+        parsed = spec.check(text, finish) if spec else None
+    finally:
+        state.metrics.finished(request, gen)
+    return JSONResponse(_message_body(body.model, text, finish, gen.input_tokens, parsed))
+
+
+def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
+    return {"input_tokens": input_tokens, "output_tokens": output_tokens}
+
+
+def _message_body(model: str, text: str, finish: Finish, input_tokens: int, parsed: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": message_id(), "type": "message", "role": "assistant",
+        "content": [{"type": "text", "text": text}] if text else [],
+        "model": model, "stop_reason": finish.stop_reason, "stop_sequence": finish.stop_sequence,
+        "usage": _usage(input_tokens, finish.usage.output_tokens),
+    }
+    if parsed is not None:
+        body["candor"] = {"parsed": parsed}
+    return body
+
+
+async def _stream(body: MessagesRequest, gen: Generation, spec: FormatSpec | None, request: Request):
+    state = request.app.state
+    start = {"id": message_id(), "type": "message", "role": "assistant", "content": [], "model": body.model,
+             "stop_reason": None, "stop_sequence": None, "usage": _usage(gen.input_tokens, 1)}
+    try:
+        yield frame("message_start", {"message": start})
+        yield frame("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+        yield frame("ping", {})
+        async for event in gen.events():
+            if isinstance(event, TextDelta):
+                yield frame("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": event.text}})
+        finish = gen.finish
+        assert finish is not None
+        if spec:
+            spec.check("".join(gen.text_parts), finish)
+        yield frame("content_block_stop", {"index": 0})
+        yield frame("message_delta", {
+            "delta": {"stop_reason": finish.stop_reason, "stop_sequence": finish.stop_sequence},
+            "usage": {"input_tokens": gen.input_tokens, "output_tokens": finish.usage.output_tokens}})
+        yield frame("message_stop", {})
+    except CandorError as exc:
+        yield frame("error", {"type": "error", "error": {"type": exc.error_type, "message": exc.message}})
+    finally:
+        state.metrics.finished(request, gen)

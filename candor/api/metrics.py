@@ -1,0 +1,61 @@
+"""Prometheus metrics: requests by endpoint and status, tokens, time to first token, latency,
+and queue depth per loaded model (read at scrape time)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import Request
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    def __init__(self, hub):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("candor_requests_total", "HTTP requests", ["endpoint", "status"], registry=self.registry)
+        self.tokens = Counter("candor_tokens_total", "Tokens processed", ["model", "direction"], registry=self.registry)
+        self.ttft = Histogram("candor_time_to_first_token_seconds", "Time to first token", ["endpoint"],
+                              buckets=BUCKETS, registry=self.registry)
+        self.latency = Histogram("candor_request_latency_seconds", "Request latency", ["endpoint"],
+                                 buckets=BUCKETS, registry=self.registry)
+        hub_ref = hub
+
+        class QueueCollector:
+            def collect(self):
+                depth = GaugeMetricFamily("candor_queue_depth", "Requests waiting per model", labels=["model"])
+                busy = GaugeMetricFamily("candor_model_busy", "1 while a model generates", labels=["model"])
+                for model in hub_ref.loaded():
+                    queue = getattr(model.engine, "queue", None)
+                    if queue is not None:
+                        depth.add_metric([model.name], queue.depth)
+                        busy.add_metric([model.name], 1 if queue.busy else 0)
+                yield depth
+                yield busy
+
+        self.registry.register(QueueCollector())
+
+    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
+        self.requests.labels(endpoint, str(status)).inc()
+        self.latency.labels(endpoint).observe(seconds)
+
+    def started(self, request: Request, gen) -> None:
+        request.state.generation = gen
+
+    def finished(self, request: Request, gen) -> None:
+        """Called once a generation ends (also for streams, whose HTTP status came earlier)."""
+        if getattr(gen, "_metered", False):
+            return
+        gen._metered = True
+        endpoint = request.url.path
+        if gen.ttft is not None:
+            self.ttft.labels(endpoint).observe(gen.ttft)
+        self.tokens.labels(gen.model.name, "input").inc(gen.input_tokens)
+        if gen.finish is not None:
+            self.tokens.labels(gen.model.name, "output").inc(gen.finish.usage.output_tokens)
+        request.state.generation_seconds = time.perf_counter() - gen.started
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

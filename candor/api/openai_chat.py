@@ -1,0 +1,145 @@
+"""OpenAI Chat Completions: POST /v1/chat/completions (plain and streaming, response_format)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from candor.api.formatting import FormatSpec, format_spec_from_openai
+from candor.api.generation import Generation, start_generation
+from candor.api.sse import SSE_HEADERS, data_only
+from candor.chat.render import Message
+from candor.chat.service import ChatParams
+from candor.engine.base import Finish, TextDelta
+from candor.errors import CandorError, InvalidRequestError
+
+router = APIRouter()
+FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    messages: list[ChatMessage]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    n: int | None = None
+    seed: int | None = None
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    candor: dict[str, Any] | None = None
+
+
+def _text(content: str | list[dict[str, Any]] | None, where: str) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    parts = []
+    for i, part in enumerate(content):
+        if part.get("type") != "text":
+            raise InvalidRequestError(f"content parts of type {part.get('type')!r} are not supported; "
+                                      f"Candor models read text only", field=f"{where}.{i}.type")
+        parts.append(part.get("text") or "")
+    return "".join(parts)
+
+
+def to_conversation(body: ChatRequest) -> tuple[list[Message], str | None]:
+    if body.tools:
+        raise InvalidRequestError("tool calls are not supported by Candor models", field="tools")
+    if body.n not in (None, 1):
+        raise InvalidRequestError(f"only n=1 is supported, got {body.n}", field="n")
+    system_parts, messages = [], []
+    for i, m in enumerate(body.messages):
+        text = _text(m.content, f"messages.{i}.content")
+        if m.role in ("system", "developer"):
+            if messages:
+                raise InvalidRequestError("system messages must come before the conversation", field=f"messages.{i}")
+            system_parts.append(text)
+        elif m.role in ("user", "assistant"):
+            messages.append(Message(m.role, text))  # type: ignore[arg-type]
+        else:
+            raise InvalidRequestError(f"role {m.role!r} is not supported", field=f"messages.{i}.role")
+    return messages, "\n\n".join(system_parts) or None
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex[:24]
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(body: ChatRequest, request: Request):
+    messages, system = to_conversation(body)
+    spec = format_spec_from_openai(body.response_format, body.candor)
+    state = request.app.state
+    entry = state.hub.registry.get(body.model)
+    max_tokens = body.max_completion_tokens or body.max_tokens or entry.max_output_tokens
+    stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    params = ChatParams(max_tokens=max_tokens, temperature=1.0 if body.temperature is None else body.temperature,
+                        top_p=body.top_p, seed=body.seed, stop_sequences=tuple(stops),
+                        grammar=spec.grammar if spec else None)
+    gen = await start_generation(state.hub, body.model, messages, system, params)
+    state.metrics.started(request, gen)
+    cid, created = completion_id(), int(time.time())
+    if body.stream:
+        include_usage = bool((body.stream_options or {}).get("include_usage"))
+        return StreamingResponse(_stream(body.model, cid, created, gen, spec, include_usage, request),
+                                 media_type="text/event-stream", headers=SSE_HEADERS)
+    try:
+        text, finish = await gen.collect()
+        if spec:
+            spec.check(text, finish)
+    finally:
+        state.metrics.finished(request, gen)
+    return JSONResponse({
+        "id": cid, "object": "chat.completion", "created": created, "model": body.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                     "finish_reason": FINISH[finish.stop_reason], "logprobs": None}],
+        "usage": _usage(gen.input_tokens, finish),
+    })
+
+
+def _usage(input_tokens: int, finish: Finish) -> dict[str, int]:
+    out = finish.usage.output_tokens
+    return {"prompt_tokens": input_tokens, "completion_tokens": out, "total_tokens": input_tokens + out}
+
+
+async def _stream(model: str, cid: str, created: int, gen: Generation, spec: FormatSpec | None,
+                  include_usage: bool, request: Request):
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        return data_only({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                          "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]})
+
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        async for event in gen.events():
+            if isinstance(event, TextDelta):
+                yield chunk({"content": event.text})
+        finish = gen.finish
+        assert finish is not None
+        if spec:
+            spec.check("".join(gen.text_parts), finish)
+        yield chunk({}, FINISH[finish.stop_reason])
+        if include_usage:
+            yield data_only({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                             "choices": [], "usage": _usage(gen.input_tokens, finish)})
+        yield data_only("[DONE]")
+    except CandorError as exc:
+        yield data_only({"error": {"message": exc.message, "type": exc.error_type, "param": exc.field,
+                                   "code": exc.error_type}})
+    finally:
+        request.app.state.metrics.finished(request, gen)

@@ -1,0 +1,111 @@
+"""Anthropic's legacy Text Completions API (POST /v1/complete), the one Claude 2 launched with.
+
+The prompt is checked the way the original API checked it, split into turns, and rendered again
+by the shared chat renderer, so a model with its own chat template still gets its own format.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from candor.api.generation import Generation, start_generation
+from candor.api.sse import SSE_HEADERS, frame
+from candor.chat.render import ASSISTANT, HUMAN, Message
+from candor.chat.service import ChatParams
+from candor.engine.base import TextDelta
+from candor.errors import CandorError, InvalidRequestError
+
+router = APIRouter()
+_TURN = re.compile(r"\n\n(Human|Assistant):")
+
+
+class CompleteRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    prompt: str
+    max_tokens_to_sample: int
+    stop_sequences: list[str] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stream: bool = False
+    metadata: dict[str, Any] | None = None
+
+
+def parse_prompt(prompt: str) -> tuple[list[Message], str | None]:
+    """Split "\\n\\nHuman: …\\n\\nAssistant:" text into (messages, system), enforcing the rules."""
+    prompt = prompt.rstrip(" ")
+    marks = list(_TURN.finditer(prompt))
+    if not marks or marks[0].group(1) != "Human":
+        raise InvalidRequestError('prompt must start with "\\n\\nHuman:" turn after an optional system prompt',
+                                  field="prompt")
+    if marks[-1].group(1) != "Assistant" or prompt[marks[-1].end():].strip():
+        raise InvalidRequestError('prompt must end with "\\n\\nAssistant:" turn', field="prompt")
+    system = prompt[: marks[0].start()].strip() or None
+    messages: list[Message] = []
+    for mark, following in zip(marks, marks[1:] + [None]):
+        text = prompt[mark.end(): following.start() if following else len(prompt)].strip()
+        role = "user" if mark.group(1) == "Human" else "assistant"
+        if following is None:
+            break  # the final, empty Assistant turn
+        if messages and messages[-1].role == role:
+            raise InvalidRequestError(f"prompt has two {mark.group(1)} turns in a row", field="prompt")
+        messages.append(Message(role, text))  # type: ignore[arg-type]
+    return messages, system
+
+
+@router.post("/v1/complete")
+async def complete(body: CompleteRequest, request: Request):
+    messages, system = parse_prompt(body.prompt)
+    params = ChatParams(max_tokens=body.max_tokens_to_sample,
+                        temperature=1.0 if body.temperature is None else body.temperature,
+                        top_p=body.top_p, top_k=body.top_k, stop_sequences=tuple(body.stop_sequences or ()))
+    state = request.app.state
+    gen = await start_generation(state.hub, body.model, messages, system, params)
+    state.metrics.started(request, gen)
+    cid = "compl_" + uuid.uuid4().hex[:24]
+    if body.stream:
+        return StreamingResponse(_stream(body.model, cid, gen, request), media_type="text/event-stream",
+                                 headers=SSE_HEADERS)
+    try:
+        text, finish = await gen.collect()
+    finally:
+        state.metrics.finished(request, gen)
+    return JSONResponse({"type": "completion", "id": cid, "completion": text,
+                         "stop_reason": _stop_reason(finish.stop_reason), "stop": _stop(finish), "model": body.model})
+
+
+def _stop_reason(reason: str) -> str:
+    # In this API, reaching the end of the turn ("\n\nHuman:") is a stop sequence too.
+    return "max_tokens" if reason == "max_tokens" else "stop_sequence"
+
+
+def _stop(finish) -> str | None:
+    if finish.stop_reason == "stop_sequence":
+        return finish.stop_sequence
+    return HUMAN if finish.stop_reason == "end_turn" else None
+
+
+async def _stream(model: str, cid: str, gen: Generation, request: Request):
+    try:
+        async for event in gen.events():
+            if isinstance(event, TextDelta):
+                yield frame("completion", {"type": "completion", "id": cid, "completion": event.text,
+                                           "stop_reason": None, "model": model})
+        finish = gen.finish
+        yield frame("completion", {"type": "completion", "id": cid, "completion": "",
+                                   "stop_reason": _stop_reason(finish.stop_reason), "stop": _stop(finish),
+                                   "model": model})
+    except CandorError as exc:
+        yield frame("error", {"type": "error", "error": {"type": exc.error_type, "message": exc.message}})
+    finally:
+        request.app.state.metrics.finished(request, gen)
+
+
+__all__ = ["router", "parse_prompt", "ASSISTANT"]
