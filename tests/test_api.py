@@ -1,0 +1,279 @@
+"""Conformance: the official `anthropic` and `openai` SDKs against a real `candor serve` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+KEY = "sk-test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(*extra: str, env: dict | None = None):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "candor", "serve", "--port", str(port), "--api-key", KEY, *extra],
+                            env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, url = start_server()
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return anthropic.Anthropic(api_key=KEY, base_url=server, max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def oai(server):
+    return openai.OpenAI(api_key=KEY, base_url=f"{server}/v1", max_retries=0)
+
+
+GREEDY = {"temperature": 0}
+
+
+def test_messages_create(client):
+    msg = client.messages.create(model="candor-instant", max_tokens=30, extra_body=GREEDY,
+                                 messages=[{"role": "user", "content": "What is the capital of France?"}])
+    assert msg.id.startswith("msg_") and msg.type == "message" and msg.role == "assistant"
+    assert msg.content[0].type == "text" and "Paris" in msg.content[0].text
+    assert msg.stop_reason == "end_turn" and msg.stop_sequence is None
+    assert msg.usage.input_tokens == client.messages.count_tokens(
+        model="candor-instant", messages=[{"role": "user", "content": "What is the capital of France?"}]).input_tokens
+    assert msg._request_id.startswith("req_")
+
+
+def test_system_blocks_stop_sequences_and_max_tokens(client):
+    msg = client.messages.create(model="candor-instant", max_tokens=40, extra_body=GREEDY,
+                                 system=[{"type": "text", "text": "You count."}], stop_sequences=["3"],
+                                 messages=[{"role": "user", "content": [{"type": "text", "text": "Count: 1, 2, 3,"}]}])
+    assert msg.stop_reason == "stop_sequence" and msg.stop_sequence == "3"
+    assert msg.content[0].text.startswith("1, 2")
+    short = client.messages.create(model="candor-instant", max_tokens=2, extra_body=GREEDY,
+                                   messages=[{"role": "user", "content": "Tell me a long story."}])
+    assert short.stop_reason == "max_tokens" and short.usage.output_tokens == 2
+
+
+def test_prefill_is_continued(client):
+    msg = client.messages.create(model="candor-instant", max_tokens=8, extra_body=GREEDY, messages=[
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": "The capital of France is"}])
+    assert msg.content[0].text.strip().startswith("Paris")
+
+
+def test_stream_helper_and_raw_events(client):
+    with client.messages.stream(model="candor-instant", max_tokens=12, extra_body=GREEDY,
+                                messages=[{"role": "user", "content": "Say hello."}]) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert len(pieces) >= 2 and "".join(pieces) == final.content[0].text
+    assert final.usage.output_tokens > 0 and final.stop_reason in ("end_turn", "max_tokens")
+    kinds = [e.type for e in client.messages.create(model="candor-instant", max_tokens=5, stream=True,
+                                                   messages=[{"role": "user", "content": "Hi"}])]
+    assert kinds[:2] == ["message_start", "content_block_start"]
+    assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert "content_block_delta" in kinds
+
+
+def test_sse_framing_has_event_lines_and_types(server):
+    with httpx.stream("POST", f"{server}/v1/messages", headers={"x-api-key": KEY}, json={
+            "model": "candor-instant", "max_tokens": 5, "stream": True,
+            "messages": [{"role": "user", "content": "Hi"}]}) as r:
+        text = r.read().decode()
+    frames = [f for f in text.split("\n\n") if f.strip()]
+    for f in frames:
+        event, data = f.split("\n")
+        assert event.startswith("event: ") and data.startswith("data: ")
+        assert json.loads(data[6:])["type"] == event[7:]
+    assert "event: ping" in text
+
+
+def test_models_list_paginates_and_get(client):
+    ids = [m.id for m in client.models.list(limit=1)]  # the SDK follows has_more/last_id
+    assert ids[:2] == ["candor-instant", "candor-2"] and len(ids) == len(set(ids)) >= 3
+    page = client.models.list(limit=1)
+    assert page.has_more and page.first_id == "candor-instant" == page.last_id
+    assert client.models.retrieve("candor-2").id == "candor-2"
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.retrieve("claude-9")
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    ({"model": "claude-9"}, anthropic.NotFoundError, "known models"),
+    ({"max_tokens": 5000}, anthropic.BadRequestError, "5000 > 4096"),
+    ({"messages": [{"role": "assistant", "content": "hi"}]}, anthropic.BadRequestError, "first message"),
+    ({"messages": [{"role": "user", "content": [{"type": "image", "source": {
+        "type": "base64", "media_type": "image/png", "data": "AAAA"}}]}]}, anthropic.BadRequestError, "image"),
+    ({"messages": []}, anthropic.BadRequestError, "at least one message"),
+    ({"extra_body": {"temperature": 1.5}}, anthropic.BadRequestError, "temperature: range: 0..1"),
+])
+def test_typed_errors(client, kwargs, exc, message):
+    args = {"model": "candor-instant", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], **kwargs}
+    with pytest.raises(exc) as err:
+        client.messages.create(**args)
+    assert message in str(err.value)
+    assert err.value.response.headers["x-should-retry"] == "false"
+    assert err.value.body["type"] == "error" and err.value.body["request_id"].startswith("req_")
+
+
+def test_auth_errors(server):
+    bad = anthropic.Anthropic(api_key="wrong", base_url=server, max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError):
+        bad.messages.create(model="candor-instant", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    r = httpx.post(f"{server}/v1/messages", json={})
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    assert httpx.get(f"{server}/health").status_code == 200  # open without a key
+    assert httpx.get(f"{server}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+
+
+def test_malformed_bodies(server):
+    headers = {"x-api-key": KEY, "content-type": "application/json"}
+    r = httpx.post(f"{server}/v1/messages", headers=headers, content=b"{not json")
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+    r = httpx.post(f"{server}/v1/messages", headers=headers, json={"model": "candor-instant", "messages": []})
+    assert r.status_code == 400 and r.json()["error"]["message"] == "max_tokens: Field required"
+    r = httpx.post(f"{server}/v1/messages", headers=headers,
+                   json={"model": "candor-instant", "max_tokens": "lots", "messages": []})
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith("max_tokens:")
+    assert r.headers["request-id"].startswith("req_")
+
+
+def test_over_long_prompt_is_400(client):
+    with pytest.raises(anthropic.BadRequestError, match="context window"):
+        client.messages.create(model="candor-instant", max_tokens=4096,
+                               messages=[{"role": "user", "content": "word " * 30000}])
+
+
+def test_text_completions_raw_http(server):
+    headers = {"x-api-key": KEY}
+    body = {"model": "candor-instant", "prompt": "\n\nHuman: What is the capital of France?\n\nAssistant:",
+            "max_tokens_to_sample": 20, "temperature": 0}
+    r = httpx.post(f"{server}/v1/complete", headers=headers, json=body)
+    data = r.json()
+    assert r.status_code == 200 and data["type"] == "completion" and "Paris" in data["completion"]
+    assert data["stop_reason"] == "stop_sequence"
+    with httpx.stream("POST", f"{server}/v1/complete", headers=headers, json={**body, "stream": True}) as s:
+        text = s.read().decode()
+    frames = [f for f in text.split("\n\n") if f.strip()]
+    assert all(f.startswith("event: completion\n") or f.startswith("event: ping\n") for f in frames)
+    assert json.loads(frames[-1].split("data: ")[1])["stop_reason"] in ("stop_sequence", "max_tokens")
+    assert "[DONE]" not in text
+    bad = httpx.post(f"{server}/v1/complete", headers=headers, json={**body, "prompt": "Hello"})
+    assert bad.status_code == 400 and '\\n\\nHuman:' in bad.json()["error"]["message"]
+
+
+def test_openai_create_and_stream(oai):
+    r = oai.chat.completions.create(model="candor-instant", max_tokens=20, temperature=0, messages=[
+        {"role": "system", "content": "You are helpful."}, {"role": "user", "content": "What is the capital of France?"}])
+    assert r.object == "chat.completion" and "Paris" in r.choices[0].message.content
+    assert r.choices[0].finish_reason in ("stop", "length") and r.usage.total_tokens > 0
+    chunks = list(oai.chat.completions.create(model="candor-instant", max_tokens=6, stream=True,
+                                              stream_options={"include_usage": True},
+                                              messages=[{"role": "user", "content": "Hi"}]))
+    assert chunks[-1].usage.completion_tokens <= 6
+    assert any(c.choices and c.choices[0].finish_reason for c in chunks)
+    with pytest.raises(openai.NotFoundError):
+        oai.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "Hi"}])
+
+
+def test_request_too_large(server):
+    r = httpx.post(f"{server}/v1/messages", headers={"x-api-key": KEY},
+                   content=b"x" * (33 * 1024 * 1024))
+    assert r.status_code == 413 and r.json()["error"]["type"] == "request_too_large"
+
+
+def test_metrics_and_health(server, client):
+    client.messages.create(model="candor-instant", max_tokens=2, messages=[{"role": "user", "content": "Hi"}])
+    text = httpx.get(f"{server}/metrics", headers={"x-api-key": KEY}).text
+    assert 'candor_requests_total{endpoint="/v1/messages",status="200"}' in text
+    assert "candor_time_to_first_token_seconds_bucket" in text and "candor_queue_depth" in text
+    assert 'candor_tokens_total{direction="output",model="candor-instant"}' in text
+    health = httpx.get(f"{server}/health").json()
+    assert health["status"] == "ok" and health["models"][0]["model"] == "candor-instant"
+
+
+def test_disconnect_cancels_and_frees_the_engine(server, client):
+    with httpx.stream("POST", f"{server}/v1/messages", headers={"x-api-key": KEY}, json={
+            "model": "candor-instant", "max_tokens": 2000, "stream": True, "temperature": 0,
+            "messages": [{"role": "user", "content": "Write a very long story about the sea."}]}) as r:
+        for line in r.iter_lines():
+            if "content_block_delta" in line:
+                break  # leave mid-stream
+    for _ in range(50):
+        if not httpx.get(f"{server}/health").json()["models"][0]["busy"]:
+            break
+        time.sleep(0.1)
+    assert not httpx.get(f"{server}/health").json()["models"][0]["busy"]
+    msg = client.messages.create(model="candor-instant", max_tokens=3, messages=[{"role": "user", "content": "Hi"}])
+    assert msg.usage.output_tokens <= 3
+
+
+def test_full_queue_answers_529_and_the_sdk_retries():
+    proc, url = start_server(env={"CANDOR_MAX_WAITING": "0"})
+    try:
+        long_done = threading.Event()
+
+        def long_request():
+            httpx.post(f"{url}/v1/messages", headers={"x-api-key": KEY}, timeout=120, json={
+                "model": "candor-instant", "max_tokens": 60, "temperature": 0,
+                "messages": [{"role": "user", "content": "Write a long story."}], "stop_sequences": ["@@@"]})
+            long_done.set()
+
+        thread = threading.Thread(target=long_request)
+        thread.start()
+        for _ in range(100):
+            if httpx.get(f"{url}/health").json()["models"][0]["busy"]:
+                break
+            time.sleep(0.02)
+        no_retry = anthropic.Anthropic(api_key=KEY, base_url=url, max_retries=0)
+        with pytest.raises(anthropic.APIStatusError) as err:
+            no_retry.messages.create(model="candor-instant", max_tokens=2, messages=[{"role": "user", "content": "Hi"}])
+        assert err.value.status_code == 529 and err.value.body["error"]["type"] == "overloaded_error"
+        assert err.value.response.headers["retry-after"] == "1"
+        retrying = anthropic.Anthropic(api_key=KEY, base_url=url, max_retries=8)
+        msg = retrying.messages.create(model="candor-instant", max_tokens=2,
+                                       messages=[{"role": "user", "content": "Hi"}])
+        assert msg.usage.output_tokens <= 2
+        thread.join()
+        assert long_done.is_set()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_no_auth_is_refused_off_loopback():
+    result = subprocess.run([sys.executable, "-m", "candor", "serve", "--host", "0.0.0.0", "--no-auth"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "loopback" in result.stderr
