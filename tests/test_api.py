@@ -277,3 +277,44 @@ def test_no_auth_is_refused_off_loopback():
     result = subprocess.run([sys.executable, "-m", "candor", "serve", "--host", "0.0.0.0", "--no-auth"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "loopback" in result.stderr
+
+
+SDK0_SCRIPT = """
+import sys, anthropic
+client = anthropic.Anthropic(api_key=sys.argv[2], base_url=sys.argv[1], max_retries=0)
+prompt = f"{anthropic.HUMAN_PROMPT} What is the capital of France?{anthropic.AI_PROMPT}"
+done = client.completions.create(model="candor-instant", prompt=prompt, max_tokens_to_sample=20, temperature=0)
+assert done.stop_reason == "stop_sequence", done
+assert "Paris" in done.completion, done
+parts = list(client.completions.create(model="candor-instant", prompt=prompt, max_tokens_to_sample=20,
+                                       temperature=0, stream=True))
+assert "".join(p.completion for p in parts) == done.completion, parts
+assert parts[-1].stop_reason == "stop_sequence"
+try:
+    client.completions.create(model="candor-instant", prompt="Hello", max_tokens_to_sample=5)
+except anthropic.BadRequestError as exc:
+    assert "Human:" in str(exc)
+else:
+    raise AssertionError("a prompt without turns was accepted")
+print("ok", anthropic.__version__)
+"""
+
+
+@pytest.fixture(scope="session")
+def sdk0_python(tmp_path_factory) -> str:
+    """An isolated environment with the 0.x anthropic SDK, the last line with completions.create."""
+    from pathlib import Path
+
+    venv = Path(os.environ["CANDOR_HOME"]) / "sdk0-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "anthropic<1"], check=True, timeout=600)
+    return str(python)
+
+
+def test_text_completions_with_the_0x_sdk(server, sdk0_python):
+    result = subprocess.run([sdk0_python, "-c", SDK0_SCRIPT, server, KEY], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok 0.")
