@@ -14,8 +14,8 @@ os.environ.setdefault("CANDOR_HOME", str(ROOT / ".candor"))
 os.environ.pop("CANDOR_MODELS_FILE", None)
 os.environ.pop("CANDOR_DEFAULT_MODEL", None)
 
-from candor.engine.weights import ensure_weights  # noqa: E402
-from candor.registry import load_registry  # noqa: E402
+from candor.engine.weights import ensure_weights
+from candor.registry import load_registry
 
 
 @pytest.fixture(scope="session")

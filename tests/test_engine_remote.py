@@ -1,7 +1,6 @@
 """The remote engine against a real OpenAI-compatible server: llama-cpp-python's own server,
 started by the test on the embedded model (a stand-in for vLLM or llama.cpp's server)."""
 
-import os
 import socket
 import subprocess
 import sys

@@ -12,8 +12,14 @@ from fastapi.responses import JSONResponse, Response
 from candor import __version__
 from candor.api import messages, models, openai_chat, text_completions
 from candor.api.auth import check_key
-from candor.api.errors import (ApiError, candor_error_handler, error_response, new_request_id,
-                               unexpected_error_handler, validation_error_handler)
+from candor.api.errors import (
+    ApiError,
+    candor_error_handler,
+    error_response,
+    new_request_id,
+    unexpected_error_handler,
+    validation_error_handler,
+)
 from candor.api.metrics import Metrics
 from candor.engine.hub import EngineHub
 from candor.errors import CandorError

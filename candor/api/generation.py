@@ -8,8 +8,8 @@ the stream is handed to the endpoint's framing. Timing for metrics is kept here 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Iterable, Mapping
 
 from candor.chat.render import Message
 from candor.chat.service import ChatParams, build_request, stream_chat

@@ -108,4 +108,4 @@ async def _stream(model: str, cid: str, gen: Generation, request: Request):
         request.app.state.metrics.finished(request, gen)
 
 
-__all__ = ["router", "parse_prompt", "ASSISTANT"]
+__all__ = ["ASSISTANT", "parse_prompt", "router"]

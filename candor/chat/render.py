@@ -12,8 +12,9 @@ prompt (folded into the first user turn when the template has no system role).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Literal, Mapping
+from typing import Literal
 
 import jinja2
 import jinja2.sandbox

@@ -6,8 +6,8 @@ treatment of the answer's first characters are the same whichever door a request
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Iterable, Mapping
 
 from candor.chat.render import Message, RenderedPrompt, as_messages, render
 from candor.engine.base import Event, GenerateRequest, SamplingParams, TextDelta

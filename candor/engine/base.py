@@ -8,8 +8,9 @@ torch: the API, CLI, web page, evals and data generation all go through `Engine`
 from __future__ import annotations
 
 import abc
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Literal, Union
+from typing import Literal, Union
 
 from candor.errors import InvalidRequestError
 

@@ -17,10 +17,10 @@ import random
 import sys
 import tempfile
 import threading
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Callable
 
 from candor.engine.base import Engine, Event, Finish, GenerateRequest, Health, TextDelta, Usage
 from candor.engine.queue import GenerationQueue

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from candor.errors import OverloadedError
 

@@ -9,8 +9,9 @@ sequences are matched here, so the stop reason is reported the same way as by th
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 
@@ -65,7 +66,7 @@ class RemoteEngine(Engine):
     # -- tokens ------------------------------------------------------------------------------
     def _root_url(self) -> str:
         url = self.config.base_url.rstrip("/")
-        return url[: -len("/v1")] if url.endswith("/v1") else url
+        return url.removesuffix("/v1")
 
     async def count_tokens(self, text: str) -> int:
         """Ask the server: vLLM and llama.cpp's server answer /tokenize, llama-cpp-python's

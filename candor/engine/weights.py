@@ -13,8 +13,8 @@ import importlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from candor.config import settings
 from candor.errors import WeightsError
