@@ -139,3 +139,17 @@ async def test_grammar_constrains_output(engine):
     text, finish = await collect(engine.generate(req))
     assert text in (" yes", " no")
     assert isinstance(finish, Finish)
+
+
+async def test_next_token_logprobs_rank_the_obvious_answer(engine):
+    prompt = "The Eiffel Tower is in the city of"
+    scores = await engine.next_token_logprobs(prompt, [" Paris", " Berlin", " banana"])
+    assert set(scores) == {" Paris", " Berlin", " banana"}
+    assert all(v < 0 for v in scores.values())
+    assert scores[" Paris"] > scores[" Berlin"] > scores[" banana"]
+    # Scored again with the prefix cached: equal up to llama.cpp's batching noise (~1e-2).
+    again = await engine.next_token_logprobs(prompt, [" Paris"])
+    assert abs(again[" Paris"] - scores[" Paris"]) < 0.05
+    # and generation still works after scoring
+    text, _ = await collect(engine.generate(GenerateRequest(prompt=prompt, max_tokens=2, sampling=GREEDY)))
+    assert text

@@ -104,3 +104,9 @@ async def test_registry_entry_with_chat_api_through_the_hub(server_url, monkeypa
     assert events[-1].usage.output_tokens <= 5 and events[-1].usage.input_tokens > 0
     assert any(isinstance(e, TextDelta) for e in events)
     await hub.close()
+
+
+async def test_next_token_logprobs(completions):
+    scores = await completions.next_token_logprobs("The Eiffel Tower is in the city of", [" Paris", " zzzq"])
+    assert scores[" Paris"] > scores[" zzzq"]
+    assert scores[" Paris"] < 0

@@ -114,6 +114,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     async def health(self) -> Health: ...
 
+    async def next_token_logprobs(self, prompt: str, candidates: Sequence[str]) -> dict[str, float]:
+        """Log-probability that the model continues `prompt` with each candidate's first token:
+        how evals read a multiple-choice answer letter and how AI feedback reads its soft label."""
+        raise NotImplementedError(f"{type(self).__name__} cannot report log-probabilities")
+
     async def close(self) -> None:
         """Release the model's resources."""
 

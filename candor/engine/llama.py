@@ -156,6 +156,57 @@ class LlamaEngine(Engine):
                 except BaseException:
                     pass
 
+    async def next_token_logprobs(self, prompt: str, candidates: Sequence[str]) -> dict[str, float]:
+        if not candidates:
+            raise InvalidRequestError("at least one candidate is required", field="candidates")
+        context = self.tokenize(prompt)
+        if len(context) + 1 > self.context_window:
+            raise ContextWindowExceededError(prompt_tokens=len(context), max_tokens=1,
+                                             context_window=self.context_window, model=self.name)
+        # The candidate's first token is read where its tokens part from the prompt's, so a
+        # tokenizer that merges across the boundary (": A" vs ":" + " A") is handled.
+        firsts: dict[str, tuple[tuple[int, ...], int]] = {}
+        for cand in candidates:
+            full = self.tokenize(prompt + cand)
+            k = _common_prefix(context, full)
+            if k >= len(full):
+                raise InvalidRequestError(f"candidate {cand!r} adds no token to the prompt", field="candidates")
+            firsts[cand] = (tuple(full[:k]), full[k])
+        async with self._queue.slot():
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._score, firsts)
+
+    def _score(self, firsts: dict[str, tuple[tuple[int, ...], int]]) -> dict[str, float]:
+        import numpy as np
+
+        out: dict[str, float] = {}
+        by_context: dict[tuple[int, ...], list[str]] = {}
+        for cand, (ctx, _) in firsts.items():
+            by_context.setdefault(ctx, []).append(cand)
+        with self._lock:
+            for ctx, cands in by_context.items():
+                logits = self._eval_logits(list(ctx))
+                top = logits.max()
+                log_z = top + np.log(np.exp(logits - top).sum())
+                for cand in cands:
+                    out[cand] = float(logits[firsts[cand][1]] - log_z)
+        return out
+
+    def _eval_logits(self, tokens: list[int]):
+        """Evaluate `tokens` (reusing the cached prefix) and return the last position's logits."""
+        import numpy as np
+
+        llm = self._llm
+        reuse = min(_common_prefix(llm._input_ids[: llm.n_tokens], tokens), len(tokens) - 1)
+        if reuse > 0 and llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
+            llm.n_tokens = reuse
+        else:
+            llm.reset()
+            reuse = 0
+        llm.eval(tokens[reuse:])
+        pointer = self._llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),)).astype(np.float64)
+
     # -- worker thread ---------------------------------------------------------------------
     def _compile_grammar(self, grammar: str):
         try:

@@ -91,6 +91,22 @@ class RemoteEngine(Engine):
                 return int(tokens)
         raise EngineError(f"{self.name}: the server at {self.config.base_url} offers no tokenize endpoint")
 
+    async def next_token_logprobs(self, prompt: str, candidates: Sequence[str]) -> dict[str, float]:
+        """Reads the top log-probabilities of one completion token (OpenAI `logprobs`, which vLLM
+        and llama.cpp's servers support). A candidate outside the top list gets -inf."""
+        body = {"model": self.config.model, "prompt": prompt, "max_tokens": 1, "temperature": 0,
+                "logprobs": 20}
+        try:
+            response = await self._client.post("completions", json=body)
+        except httpx.HTTPError as exc:
+            raise EngineError(f"{self.name}: could not reach {self.config.base_url}: {exc}") from exc
+        if response.status_code != 200:
+            self._raise_for(response, None)
+        choice = response.json()["choices"][0]
+        top = ((choice.get("logprobs") or {}).get("top_logprobs") or [{}])[0]
+        return {c: max((v for t, v in top.items() if t == c or (t.strip() and t.strip() == c.strip())),
+                       default=float("-inf")) for c in candidates}
+
     # -- generation --------------------------------------------------------------------------
     def _body(self, request: GenerateRequest) -> tuple[str, dict[str, Any]]:
         s = request.sampling
@@ -172,7 +188,7 @@ class RemoteEngine(Engine):
             return Finish("max_tokens", usage)
         return Finish("end_turn", usage)
 
-    def _raise_for(self, response: httpx.Response, request: GenerateRequest) -> None:
+    def _raise_for(self, response: httpx.Response, request: GenerateRequest | None) -> None:
         try:
             detail = response.json()
             message = (detail.get("error") or {}).get("message") if isinstance(detail.get("error"), dict) \
