@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CANDOR_HOME", str(ROOT / ".candor"))
+# Each test session gets its own SQLite store; tests that need PostgreSQL ask for it.
+os.environ["CANDOR_DATABASE_URL"] = "sqlite:///" + tempfile.mkdtemp(prefix="candor-test-") + "/candor.db"
 os.environ.pop("CANDOR_MODELS_FILE", None)
 os.environ.pop("CANDOR_DEFAULT_MODEL", None)
 

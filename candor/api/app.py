@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import asynccontextmanager
 
@@ -11,7 +12,8 @@ from fastapi.responses import JSONResponse, Response
 
 from candor import __version__
 from candor.api import messages, models, openai_chat, text_completions
-from candor.api.auth import check_key
+from candor.accounts.access import AccessControl
+from candor.api.guard import meter, require_key, response_headers
 from candor.api.errors import (
     ApiError,
     candor_error_handler,
@@ -24,6 +26,7 @@ from candor.api.metrics import Metrics
 from candor.engine.hub import EngineHub
 from candor.errors import CandorError
 from candor.registry import load_registry
+from candor.store import Store, open_store
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # the Anthropic API's limit for Messages requests
 
@@ -32,16 +35,18 @@ class EdgeMiddleware:
     """Pure ASGI (streams and disconnects pass straight through): gives every request an id and
     `request-id` header, refuses bodies over the limit with 413, counts requests for metrics."""
 
-    def __init__(self, app, max_body_bytes: int, metrics: Metrics):
+    def __init__(self, app, max_body_bytes: int, metrics: Metrics, fastapi_app: FastAPI):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        self.fastapi_app = fastapi_app
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         request_id = new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         started = time.perf_counter()
         status_seen = {"code": 500}
 
@@ -50,6 +55,12 @@ class EdgeMiddleware:
                 status_seen["code"] = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k not in (b"request-id", b"x-request-id")]
                 headers += [(b"request-id", request_id.encode()), (b"x-request-id", request_id.encode())]
+                present = {k.lower() for k, _ in headers}
+                try:
+                    extra = await asyncio.to_thread(response_headers, self.fastapi_app, state)
+                except Exception:  # headers are advisory; never fail a response over them
+                    extra = {}
+                headers += [(k.encode(), v.encode()) for k, v in extra.items() if k.encode() not in present]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -86,11 +97,13 @@ class EdgeMiddleware:
             await self.app(scope, receive, send_with_id)
         path = scope.get("route").path if scope.get("route") is not None else "other"
         self.metrics.observe_request(path, status_seen["code"], time.perf_counter() - started)
+        await meter(self.fastapi_app, path, scope["method"], state, status_seen["code"], started)
 
 
 def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, no_auth: bool = False,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, store: Store | None = None) -> FastAPI:
     hub = hub or EngineHub(load_registry())
+    store = store or open_store()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -100,10 +113,9 @@ def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, n
     app = FastAPI(title="Candor", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.hub = hub
     app.state.metrics = Metrics(hub)
-
-    async def require_key(request: Request) -> None:
-        if not no_auth:
-            check_key(request, keys or [])
+    app.state.store = store
+    app.state.access = AccessControl(store, keys)
+    app.state.no_auth = no_auth
 
     secured = [Depends(require_key)]
     for router in (messages.router, text_completions.router, openai_chat.router, models.router):
@@ -134,6 +146,6 @@ def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, n
         return error_response(request, 405, "invalid_request_error",
                               f"method {request.method} is not allowed for {request.url.path}")
 
-    app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes, metrics=app.state.metrics)
+    app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes, metrics=app.state.metrics, fastapi_app=app)
     return app
 

@@ -7,14 +7,12 @@ printed at start. `--no-auth` (loopback only) turns checking off for local exper
 
 from __future__ import annotations
 
-import hmac
 import os
 import secrets
 from pathlib import Path
 
 from fastapi import Request
 
-from candor.api.errors import ApiError
 from candor.config import settings
 
 OPEN_PATHS = {"/health"}
@@ -48,11 +46,3 @@ def presented_key(request: Request) -> str | None:
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
     return None
-
-
-def check_key(request: Request, keys: list[str]) -> None:
-    key = presented_key(request)
-    if not key:
-        raise ApiError(401, "authentication_error", "x-api-key header is required")
-    if not any(hmac.compare_digest(key, k) for k in keys):
-        raise ApiError(401, "authentication_error", "invalid x-api-key")

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from candor.api.formatting import FormatSpec, format_spec_from_anthropic
 from candor.api.generation import Generation, start_generation
+from candor.api.guard import admit_for, note_request
 from candor.api.sse import SSE_HEADERS, frame
 from candor.chat.render import Message
 from candor.chat.service import ChatParams, render_for
@@ -108,6 +109,7 @@ async def count_tokens(body: CountTokensRequest, request: Request) -> dict[str, 
 
 @router.post("/v1/messages")
 async def create_message(body: MessagesRequest, request: Request):
+    note_request(request, body.model, (body.metadata or {}).get("user_id"))
     messages, system = conversation(body)
     spec = format_spec_from_anthropic(body.output_config, body.candor)
     params = ChatParams(
@@ -118,7 +120,7 @@ async def create_message(body: MessagesRequest, request: Request):
         grammar=spec.grammar if spec else None,
     )
     state = request.app.state
-    gen = await start_generation(state.hub, body.model, messages, system, params)
+    gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request))
     state.metrics.started(request, gen)
     if body.stream:
         return StreamingResponse(_stream(body, gen, spec, request), media_type="text/event-stream",

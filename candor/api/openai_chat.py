@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from candor.api.formatting import FormatSpec, format_spec_from_openai
 from candor.api.generation import Generation, start_generation
+from candor.api.guard import admit_for, note_request
 from candor.api.sse import SSE_HEADERS, data_only
 from candor.chat.render import Message
 from candor.chat.service import ChatParams
@@ -43,6 +44,7 @@ class ChatRequest(BaseModel):
     seed: int | None = None
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
+    user: str | None = None
     candor: dict[str, Any] | None = None
 
 
@@ -83,6 +85,7 @@ def completion_id() -> str:
 
 @router.post("/v1/chat/completions")
 async def chat_completions(body: ChatRequest, request: Request):
+    note_request(request, body.model, body.user)
     messages, system = to_conversation(body)
     spec = format_spec_from_openai(body.response_format, body.candor)
     state = request.app.state
@@ -92,7 +95,7 @@ async def chat_completions(body: ChatRequest, request: Request):
     params = ChatParams(max_tokens=max_tokens, temperature=1.0 if body.temperature is None else body.temperature,
                         top_p=body.top_p, seed=body.seed, stop_sequences=tuple(stops),
                         grammar=spec.grammar if spec else None)
-    gen = await start_generation(state.hub, body.model, messages, system, params)
+    gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request))
     state.metrics.started(request, gen)
     cid, created = completion_id(), int(time.time())
     if body.stream:

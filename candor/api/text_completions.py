@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from candor.api.generation import Generation, start_generation
+from candor.api.guard import admit_for, note_request
 from candor.api.sse import SSE_HEADERS, frame
 from candor.chat.render import ASSISTANT, HUMAN, Message
 from candor.chat.service import ChatParams
@@ -62,12 +63,13 @@ def parse_prompt(prompt: str) -> tuple[list[Message], str | None]:
 
 @router.post("/v1/complete")
 async def complete(body: CompleteRequest, request: Request):
+    note_request(request, body.model, (body.metadata or {}).get("user_id"))
     messages, system = parse_prompt(body.prompt)
     params = ChatParams(max_tokens=body.max_tokens_to_sample,
                         temperature=1.0 if body.temperature is None else body.temperature,
                         top_p=body.top_p, top_k=body.top_k, stop_sequences=tuple(body.stop_sequences or ()))
     state = request.app.state
-    gen = await start_generation(state.hub, body.model, messages, system, params)
+    gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request))
     state.metrics.started(request, gen)
     cid = "compl_" + uuid.uuid4().hex[:24]
     if body.stream:

@@ -1,0 +1,114 @@
+"""Users of a limited-access deployment: pending until an admin approves them.
+
+Passwords (for the chat page) are hashed with Argon2id. Usage records name a user only by a
+random pseudonym, so deleting the user leaves counts and costs but nothing that identifies them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from candor.errors import InvalidRequestError, NotFoundError
+from candor.store.models import ApiKey, Conversation, UsageRecord, User, utcnow
+
+ROLES = ("admin", "member", "pending")
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 8:
+        raise InvalidRequestError("must be at least 8 characters", field="password")
+    return _hasher.hash(password)
+
+
+def verify_password(user: User, password: str) -> bool:
+    if not user.password_hash:
+        return False
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except VerificationError:
+        return False
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFoundError(f"user: no user named {username!r}", field="user")
+    return user
+
+
+def create_user(session: Session, username: str, *, role: str = "pending", password: str | None = None,
+                email: str | None = None) -> User:
+    username = (username or "").strip()
+    if not username or len(username) > 120:
+        raise InvalidRequestError("must be 1 to 120 characters", field="username")
+    if role not in ROLES:
+        raise InvalidRequestError(f"must be one of {', '.join(ROLES)}, got {role!r}", field="role")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise InvalidRequestError(f"a user named {username!r} already exists", field="username")
+    user = User(username=username, role=role, email=email, status="active",
+                password_hash=hash_password(password) if password else None,
+                pseudonym="u_" + secrets.token_hex(8), approved_at=None if role == "pending" else utcnow())
+    session.add(user)
+    session.flush()
+    return user
+
+
+def approve_user(session: Session, username: str) -> User:
+    user = get_user(session, username)
+    if user.role == "pending":
+        user.role = "member"
+        user.approved_at = utcnow()
+    user.status = "active"
+    return user
+
+
+def disable_user(session: Session, username: str) -> User:
+    user = get_user(session, username)
+    user.status = "disabled"
+    return user
+
+
+def delete_user(session: Session, username: str) -> None:
+    """Erase the user, their keys and conversations; usage keeps only anonymous counts."""
+    user = get_user(session, username)
+    session.delete(user)
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.id)))
+
+
+def ensure_admin(session: Session, username: str = "admin", password: str | None = None) -> tuple[User, str] | None:
+    """Create the first admin if there is none; returns (user, password) when one was made."""
+    if session.scalar(select(User.id).where(User.role == "admin")) is not None:
+        return None
+    password = password or secrets.token_urlsafe(12)
+    return create_user(session, username, role="admin", password=password), password
+
+
+def export_user(session: Session, username: str) -> dict[str, Any]:
+    """Everything stored about a user, as JSON-ready data."""
+    user = get_user(session, username)
+    keys = list(session.scalars(select(ApiKey).where(ApiKey.user_id == user.id)))
+    key_ids = [k.id for k in keys]
+    usage = list(session.scalars(select(UsageRecord).where(UsageRecord.key_id.in_(key_ids)))) if key_ids else []
+    conversations = list(session.scalars(select(Conversation).where(Conversation.user_id == user.id)))
+    iso = lambda t: t.isoformat() if t else None  # noqa: E731
+    return {
+        "user": {"username": user.username, "email": user.email, "role": user.role, "status": user.status,
+                 "created_at": iso(user.created_at), "approved_at": iso(user.approved_at)},
+        "keys": [{"prefix": k.prefix, "name": k.name, "created_at": iso(k.created_at),
+                  "revoked_at": iso(k.revoked_at)} for k in keys],
+        "usage": [{"time": iso(u.created_at), "model": u.model, "endpoint": u.endpoint, "input_tokens": u.input_tokens,
+                   "output_tokens": u.output_tokens, "cost_usd": str(u.cost_usd), "status": u.status} for u in usage],
+        "conversations": [{"title": c.title, "model": c.model, "created_at": iso(c.created_at),
+                           "messages": [{"role": m.role, "content": m.content} for m in c.messages]}
+                          for c in conversations],
+    }

@@ -1,0 +1,73 @@
+"""Request-scoped access control: the key check (a dependency), admission once the prompt's
+size is known, and the usage record when the request has ended (called by the edge middleware)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import Request
+
+from candor.accounts.access import AccessControl, Admission
+from candor.api.auth import presented_key
+from candor.registry import ModelEntry
+
+METERED = {"/v1/messages", "/v1/complete", "/v1/chat/completions"}
+
+
+async def require_key(request: Request) -> None:
+    if request.app.state.no_auth:
+        request.state.key = None
+        return
+    access: AccessControl = request.app.state.access
+    request.state.key = await asyncio.to_thread(access.authenticate, presented_key(request))
+
+
+def note_request(request: Request, model: str, end_user: str | None = None) -> None:
+    """What the usage record needs even if the request fails before generating."""
+    request.state.model_name = model
+    request.state.end_user = end_user
+
+
+def admit_for(request: Request):
+    async def admit(entry: ModelEntry, input_tokens: int) -> None:
+        request.state.model_entry = entry
+        request.state.input_tokens = input_tokens
+        ctx = getattr(request.state, "key", None)
+        if ctx is None:
+            request.state.admission = Admission()
+            return
+        access: AccessControl = request.app.state.access
+        request.state.admission = await asyncio.to_thread(access.admit, ctx, entry, input_tokens)
+
+    return admit
+
+
+def response_headers(app, state: dict) -> dict[str, str]:
+    """Rate-limit headers for the response being started."""
+    admission = state.get("admission")
+    if admission is not None and admission.headers:
+        return admission.headers
+    ctx = state.get("key")
+    if ctx is None or ctx.key_id is None:
+        return {}
+    return app.state.access.headers_for(ctx, state.get("model_entry"))
+
+
+async def meter(app, path: str, method: str, state: dict, status: int, started: float) -> None:
+    """One usage record per request to a generation endpoint, whatever its outcome."""
+    if method != "POST" or path not in METERED:
+        return
+    gen = state.get("generation")
+    finish = getattr(gen, "finish", None)
+    entry = state.get("model_entry")
+    model_name = state.get("model_name") or (entry.name if entry else "")
+    if entry is None and model_name and model_name in app.state.hub.registry:
+        entry = app.state.hub.registry.get(model_name)
+    output_tokens = finish.usage.output_tokens if finish else 0
+    charged_input = state.get("input_tokens", 0) if gen is not None else 0
+    await asyncio.to_thread(
+        app.state.access.finish, state.get("key"), state.get("admission"), entry, model_name=model_name,
+        endpoint=path, input_tokens=charged_input, output_tokens=output_tokens,
+        ttft_s=gen.ttft if gen is not None else None, latency_s=time.perf_counter() - started,
+        status=status, end_user=state.get("end_user"))

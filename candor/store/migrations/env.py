@@ -1,0 +1,20 @@
+"""Alembic environment: Candor passes its engine in the config, so no alembic.ini is needed."""
+
+from alembic import context
+
+from candor.store.models import Base
+
+config = context.config
+engine = config.attributes.get("engine")
+
+
+def run() -> None:
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=Base.metadata,
+                          render_as_batch=connection.dialect.name == "sqlite")
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
+run()

@@ -1,0 +1,115 @@
+"""Tables. Usage records hold counts and costs only, never prompt or answer text."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import (JSON, BigInteger, DateTime, ForeignKey, Index, Integer, Numeric, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(120), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16), default="pending")  # admin | member | pending
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    pseudonym: Mapped[str] = mapped_column(String(32), unique=True)  # what usage records name
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    keys: Mapped[list[ApiKey]] = relationship(back_populates="user", cascade="all, delete-orphan",
+                                              passive_deletes=True)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    prefix: Mapped[str] = mapped_column(String(32))  # shown in listings; the rest is never stored
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    models: Mapped[list[str] | None] = mapped_column(JSON)  # None: every model
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    itpm: Mapped[int | None] = mapped_column(Integer)
+    otpm: Mapped[int | None] = mapped_column(Integer)
+    monthly_limit_usd: Mapped[Decimal | None] = mapped_column(Numeric(14, 6))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    user: Mapped[User] = relationship(back_populates="keys")
+
+
+class UsageRecord(Base):
+    __tablename__ = "usage"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    key_prefix: Mapped[str] = mapped_column(String(32), default="")
+    user_pseudonym: Mapped[str] = mapped_column(String(32), default="")
+    end_user_hash: Mapped[str | None] = mapped_column(String(64))  # keyed hash of metadata.user_id
+    model: Mapped[str] = mapped_column(String(120))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 8), default=Decimal(0))
+    ttft_ms: Mapped[float | None] = mapped_column(Numeric(12, 3))
+    latency_ms: Mapped[float] = mapped_column(Numeric(12, 3), default=0)
+    status: Mapped[int] = mapped_column(Integer)
+    __table_args__ = (Index("ix_usage_key_time", "key_id", "created_at"), Index("ix_usage_time", "created_at"))
+
+
+class RateWindow(Base):
+    """Per-key counters for one minute; updated with conditional UPDATEs so limits hold across
+    server processes sharing the database."""
+
+    __tablename__ = "rate_windows"
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # unix minute
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    model: Mapped[str] = mapped_column(String(120), default="")
+    system: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    messages: Mapped[list[ChatMessage]] = relationship(back_populates="conversation", cascade="all, delete-orphan",
+                                                       passive_deletes=True, order_by="ChatMessage.id")
+
+
+class ChatMessage(Base):
+    __tablename__ = "chat_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class Setting(Base):
+    """Server-wide values that must survive restarts (such as the end-user hashing secret)."""
+
+    __tablename__ = "settings"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    __table_args__ = (UniqueConstraint("name"),)
