@@ -86,3 +86,14 @@ class EngineError(CandorError):
 
     error_type = "api_error"
     status_code = 500
+
+
+class AccessError(CandorError):
+    """Refused by access control (401, 402, 403, 429…): status, API error type and extra headers
+    (such as retry-after and the rate-limit family) travel with it."""
+
+    def __init__(self, status_code: int, error_type: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_type = error_type
+        self.headers = headers or {}

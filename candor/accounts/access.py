@@ -17,7 +17,7 @@ from decimal import Decimal
 from candor.accounts.keys import KeyContext, KeyRejected, authenticate
 from candor.accounts.limits import DbCounters, Limits, RedisCounters, WindowState, month_spend, rate_headers
 from candor.accounts.usage import UsageEvent, hashing_secret, record
-from candor.api.errors import ApiError
+from candor.errors import AccessError as ApiError
 from candor.registry import ModelEntry
 from candor.store import Store
 

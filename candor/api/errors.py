@@ -12,19 +12,12 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from candor.errors import CandorError, OverloadedError
+from candor.errors import AccessError, CandorError, OverloadedError
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
 
 
-class ApiError(CandorError):
-    """An HTTP-level error raised by the API layer itself (auth, size limits, routing)."""
-
-    def __init__(self, status_code: int, error_type: str, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status_code = status_code
-        self.error_type = error_type
-        self.headers = headers or {}
+ApiError = AccessError  # HTTP-level refusals raised by the API layer itself use the same type
 
 
 def new_request_id() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from candor import __version__
+from candor.cli.accounts import COMMANDS as ACCOUNT_COMMANDS
 from candor.cli.chat import chat
 from candor.cli.complete import complete
 from candor.cli.models import models
@@ -21,3 +22,5 @@ main.add_command(chat)
 main.add_command(complete)
 main.add_command(models)
 main.add_command(serve)
+for command in ACCOUNT_COMMANDS:
+    main.add_command(command)

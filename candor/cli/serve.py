@@ -27,17 +27,23 @@ def is_loopback(host: str) -> bool:
 @click.option("--preload/--no-preload", default=True, show_default=True, help="Load the default model at start.")
 @click.option("--models-file", default=None, help="Extra registry TOML (default: $CANDOR_MODELS_FILE).")
 @click.option("--max-body-bytes", type=int, default=32 * 1024 * 1024, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Server processes; each loads the model, all share the database and its limits.")
+@click.option("--admin-user", default="admin", show_default=True, help="Name of the first admin, made if none exists.")
+@click.option("--admin-password", default=None, help="Password of that first admin (default: generated, printed once).")
 @handle_errors
-def serve(host, port, api_keys, no_auth, preload, models_file, max_body_bytes):
+def serve(host, port, api_keys, no_auth, preload, models_file, max_body_bytes, workers, admin_user, admin_password):
     """Serve the Anthropic and OpenAI-compatible APIs."""
-    import asyncio
+    import json
+    import os
 
     import uvicorn
 
-    from candor.api import create_app
+    from candor.accounts.users import ensure_admin
     from candor.api.auth import bootstrap_key_file, load_keys
-    from candor.engine.hub import EngineHub
+    from candor.api.factory import SETTINGS_VAR
     from candor.registry import load_registry
+    from candor.store import open_store
 
     if no_auth and not is_loopback(host):
         raise InvalidRequestError(f"--no-auth is refused when binding to {host}, which is not a loopback address",
@@ -49,10 +55,23 @@ def serve(host, port, api_keys, no_auth, preload, models_file, max_body_bytes):
         keys, new_key = load_keys(list(api_keys))
         if new_key:
             click.echo(f"Generated an API key (saved in {bootstrap_key_file()}):\n  {new_key}", err=True)
-    hub = EngineHub(load_registry(models_file), progress=cli_progress())
-    if preload:
-        asyncio.run(hub.get(hub.registry.default_name()))
-    app = create_app(hub, keys=keys, no_auth=no_auth, max_body_bytes=max_body_bytes)
-    click.echo(f"Candor is serving on http://{host}:{port} (Anthropic: base_url=http://{host}:{port}; "
-               f"OpenAI: base_url=http://{host}:{port}/v1)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    if workers < 1:
+        raise InvalidRequestError(f"must be >= 1, got {workers}", field="--workers")
+    registry = load_registry(models_file)  # a broken registry fails here, before any worker starts
+    store = open_store()  # migrations run once, before the workers start
+    with store.session() as session:
+        made = ensure_admin(session, admin_user, admin_password)
+    if made:
+        user, password = made
+        shown = "(as given)" if admin_password else password
+        click.echo(f"Created the first admin {user.username!r}; password (shown once): {shown}", err=True)
+    if preload:  # assemble/verify the default model once, with progress, before the workers load it
+        from candor.engine.weights import ensure_weights
+
+        ensure_weights(registry.get(registry.default_name()), cli_progress())
+    os.environ[SETTINGS_VAR] = json.dumps({"keys": keys, "no_auth": no_auth, "max_body_bytes": max_body_bytes,
+                                           "models_file": models_file, "preload": preload})
+    click.echo(f"Candor is serving on http://{host}:{port} with {workers} worker(s) "
+               f"(Anthropic: base_url=http://{host}:{port}; OpenAI: base_url=http://{host}:{port}/v1)", err=True)
+    uvicorn.run("candor.api.factory:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", timeout_graceful_shutdown=5)

@@ -78,6 +78,12 @@ class EngineHub:
                 self._loaded[name] = await asyncio.to_thread(build_engine, entry, self.progress)
         return self._loaded[name]
 
+    def preload(self, name: str) -> LoadedModel:
+        """Load a model now, from synchronous code (server start-up, before requests arrive)."""
+        if name not in self._loaded:
+            self._loaded[name] = build_engine(self.registry.get(name), self.progress)
+        return self._loaded[name]
+
     async def close(self) -> None:
         for model in self._loaded.values():
             await model.engine.close()
