@@ -33,7 +33,7 @@ def store(request, tmp_path):
 
 def test_migrations_upgrade_downgrade_upgrade(store):
     assert store.current_revision() == "0001"
-    assert {"users", "api_keys", "usage", "rate_windows", "conversations"} <= set(inspect(store.engine).get_table_names())
+    assert {"users", "api_keys", "usage", "rate_buckets", "conversations"} <= set(inspect(store.engine).get_table_names())
     store.downgrade("base")
     assert store.current_revision() is None
     assert "users" not in inspect(store.engine).get_table_names()
@@ -108,18 +108,21 @@ def test_pending_disabled_and_expired_keys_are_refused(store):
 
 def check_counters(counters, key_id):
     limits = Limits(rpm=3, itpm=100, otpm=50)
-    now = 1_000_000 * 60.0
-    assert [counters.admit(key_id, limits, 10, now).allowed for _ in range(4)] == [True, True, True, False]
-    refused = counters.admit(key_id, limits, 10, now)
-    assert refused.exceeded == "requests" and refused.state.requests == 3
-    later = now + 60  # the next minute starts afresh
-    assert counters.admit(key_id, limits, 95, later).allowed
-    tokens = counters.admit(key_id, limits, 10, later)
+    t = 1_000_000.0
+    assert [counters.admit(key_id, limits, 10, t).allowed for _ in range(4)] == [True, True, True, False]
+    refused = counters.admit(key_id, limits, 10, t)
+    assert refused.exceeded == "requests" and refused.retry_after == 20  # one request refills in 60/3 s
+    assert counters.admit(key_id, limits, 10, t + 20).allowed  # continuously refilled: no window edge
+    assert not counters.admit(key_id, limits, 10, t + 21).allowed
+    assert counters.admit(key_id, limits, 95, t + 60).allowed  # input bucket full again (100)
+    tokens = counters.admit(key_id, limits, 10, t + 60)
     assert not tokens.allowed and tokens.exceeded == "input tokens"
-    counters.add_output(key_id, int(later // 60), 50)
-    out = counters.admit(key_id, Limits(rpm=10, itpm=1000, otpm=50), 1, later)
+    counters.add_output(key_id, 50)
+    out = counters.admit(key_id, Limits(rpm=10, itpm=1000, otpm=50), 1, t + 60)
     assert not out.allowed and out.exceeded == "output tokens"
-    assert counters.peek(key_id, later).output_tokens == 50
+    assert counters.peek(key_id, limits, t + 60).output_tokens == pytest.approx(0)
+    huge = counters.admit(key_id, limits, 500, t + 600)
+    assert not huge.allowed and huge.exceeded == "input tokens" and huge.retry_after == 60
 
 
 def test_rate_counters_in_the_database(store):
@@ -132,12 +135,12 @@ def test_rate_counters_in_redis(redis_url):  # noqa: F811
 
 
 def test_rate_headers_follow_anthropic_names():
-    from candor.accounts.limits import WindowState
+    from candor.accounts.limits import UNLIMITED, BucketState
 
-    h = rate_headers(Limits(rpm=10, itpm=40_000, otpm=None), WindowState(5, 3, 1_234, 0))
+    h = rate_headers(Limits(rpm=10, itpm=40_000, otpm=None), BucketState(7.0, 38_766.0, UNLIMITED, at=360.0))
     assert h["anthropic-ratelimit-requests-limit"] == "10" and h["anthropic-ratelimit-requests-remaining"] == "7"
     assert h["anthropic-ratelimit-input-tokens-remaining"] == "39000"  # rounded to the thousand
-    assert h["anthropic-ratelimit-requests-reset"] == "1970-01-01T00:06:00Z"
+    assert h["anthropic-ratelimit-requests-reset"] == "1970-01-01T00:06:18Z"  # full again in 3 × 6 s
     assert "anthropic-ratelimit-output-tokens-limit" in h and "anthropic-ratelimit-tokens-limit" in h
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from candor.accounts.keys import KeyContext, KeyRejected, authenticate
-from candor.accounts.limits import DbCounters, Limits, RedisCounters, WindowState, month_spend, rate_headers
+from candor.accounts.limits import BucketState, DbCounters, Limits, RedisCounters, month_spend, rate_headers
 from candor.accounts.usage import UsageEvent, hashing_secret, record
 from candor.errors import AccessError as ApiError
 from candor.registry import ModelEntry
@@ -29,7 +29,7 @@ class Admission:
     """What `admit` decided for one request, kept for `finish` and the response headers."""
 
     limits: Limits | None = None
-    state: WindowState | None = None
+    state: BucketState | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -70,10 +70,14 @@ class AccessControl:
         return Limits(rpm=ctx.rpm or defaults.get("rpm"), itpm=ctx.itpm or defaults.get("itpm"),
                       otpm=ctx.otpm or defaults.get("otpm"))
 
-    def admit(self, ctx: KeyContext, entry: ModelEntry, input_tokens: int) -> Admission:
+    @staticmethod
+    def check_model(ctx: KeyContext, entry: ModelEntry) -> None:
         if ctx.models is not None and entry.name not in ctx.models:
             raise ApiError(403, "permission_error",
                            f"model: this API key may not use {entry.name}; it may use {', '.join(ctx.models)}")
+
+    def admit(self, ctx: KeyContext, entry: ModelEntry, input_tokens: int) -> Admission:
+        self.check_model(ctx, entry)
         if ctx.key_id is None:
             return Admission()
         if ctx.monthly_limit_usd is not None:
@@ -87,7 +91,7 @@ class AccessControl:
         decision = self.counters.admit(ctx.key_id, limits, input_tokens, now)
         headers = rate_headers(limits, decision.state)
         if not decision.allowed:
-            wait = decision.state.seconds_to_reset(now)
+            wait = decision.retry_after
             limit = {"requests": limits.rpm, "input tokens": limits.itpm, "output tokens": limits.otpm}[decision.exceeded]
             raise ApiError(429, "rate_limit_error",
                            f"this API key has exceeded its rate limit of {limit} {decision.exceeded} per minute; "
@@ -99,14 +103,14 @@ class AccessControl:
         if ctx is None or ctx.key_id is None:
             return {}
         limits = Limits(ctx.rpm, ctx.itpm, ctx.otpm) if entry is None else self.limits_for(ctx, entry)
-        return rate_headers(limits, self.counters.peek(ctx.key_id))
+        return rate_headers(limits, self.counters.peek(ctx.key_id, limits))
 
     # -- what it cost ------------------------------------------------------------------------
     def finish(self, ctx: KeyContext | None, admission: Admission | None, entry: ModelEntry | None, *,
                model_name: str, endpoint: str, input_tokens: int, output_tokens: int, ttft_s: float | None,
                latency_s: float, status: int, end_user: str | None) -> None:
         if admission and admission.state is not None and ctx and ctx.key_id is not None:
-            self.counters.add_output(ctx.key_id, admission.state.window, output_tokens)
+            self.counters.add_output(ctx.key_id, output_tokens)
         cost = price(entry, input_tokens, output_tokens)
         record(self.store, UsageEvent(
             key_id=ctx.key_id if ctx else None, key_prefix=ctx.prefix if ctx else "",

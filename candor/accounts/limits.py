@@ -1,27 +1,30 @@
 """Per-key rate limits (requests, input tokens, output tokens per minute) and monthly spend.
 
-Counters live in fixed one-minute windows. Admission is one conditional increment ("add 1
-request and n input tokens only if the results stay within the limits"), which the database
-(or Redis, when CANDOR_REDIS_URL is set) performs atomically, so limits hold across any number of
-server processes. Output tokens are unknown until an answer ends: a request is admitted while the
-window's output tokens are under the limit, and its output is added when it finishes.
+Each limit is a token bucket holding up to one minute's allowance and refilled continuously, as
+Anthropic describes its own limits, so there is no window edge at which twice the limit gets
+through. Admission is one conditional update ("refill, then take 1 request and n input tokens,
+only if all three buckets allow it"), which the database (or Redis, when CANDOR_REDIS_URL is set)
+performs atomically, so limits hold across any number of server processes. Output tokens are
+unknown until an answer ends: a request is admitted while the output bucket is not empty, and
+its output is taken when it finishes (the bucket may go into debt).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from candor.store import Store
-from candor.store.models import RateWindow, UsageRecord
+from candor.store.models import RateBucket, UsageRecord
 
 UNLIMITED = 2**31 - 1
-WINDOW_S = 60
+FULL = 1e15  # a new bucket starts full: refilling clamps this to the limit
 
 
 @dataclass(frozen=True)
@@ -30,105 +33,131 @@ class Limits:
     itpm: int | None
     otpm: int | None
 
+    def caps(self) -> tuple[float, float, float]:
+        return tuple(float(UNLIMITED if v is None else v) for v in (self.rpm, self.itpm, self.otpm))
+
 
 @dataclass(frozen=True)
-class WindowState:
-    window: int
-    requests: int
-    input_tokens: int
-    output_tokens: int
+class BucketState:
+    """Levels after admission (or as they stand, for a peek), at time `at`."""
 
-    def reset_at(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp((self.window + 1) * WINDOW_S, dt.timezone.utc)
+    requests: float
+    input_tokens: float
+    output_tokens: float
+    at: float
 
-    def seconds_to_reset(self, now: float) -> int:
-        return max(1, int((self.window + 1) * WINDOW_S - now + 0.999))
+    def remaining(self) -> tuple[int, int, int]:
+        return tuple(max(0, math.floor(v)) for v in (self.requests, self.input_tokens, self.output_tokens))
 
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    state: WindowState
+    state: BucketState
     exceeded: str | None = None  # "requests", "input tokens" or "output tokens"
+    retry_after: int = 0
 
 
-def _cap(limit: int | None) -> int:
-    return UNLIMITED if limit is None else limit
+def refilled(level: float, cap: float, elapsed: float) -> float:
+    return min(cap, level + max(0.0, elapsed) * cap / 60.0)
 
 
-def _exceeded(state: WindowState, limits: Limits, input_tokens: int) -> str:
-    if state.requests + 1 > _cap(limits.rpm):
-        return "requests"
-    if state.input_tokens + input_tokens > _cap(limits.itpm):
-        return "input tokens"
-    return "output tokens"
+def _verdict(state: BucketState, limits: Limits, input_tokens: int) -> Decision:
+    """Why a request was refused, and how long until it would fit."""
+    caps = limits.caps()
+    needs = (("requests", state.requests, 1.0, caps[0]), ("input tokens", state.input_tokens, input_tokens, caps[1]),
+             ("output tokens", state.output_tokens, 1e-9, caps[2]))
+    for name, level, need, cap in needs:
+        if level < need:
+            if need > cap:
+                return Decision(False, state, name, 60)
+            return Decision(False, state, name, max(1, math.ceil((need - level) * 60.0 / cap)))
+    return Decision(False, state, "requests", 1)  # raced with another process: retry soon
+
+
+def _sql_refill(column, cap: float, now: float):
+    level = column + (literal(now) - RateBucket.updated_at) * (cap / 60.0)
+    return case((level > cap, cap), else_=level)
 
 
 class DbCounters:
     def __init__(self, store: Store):
         self.store = store
 
-    def _ensure_row(self, session, key_id: int, window: int) -> None:
+    def _ensure_row(self, session, key_id: int, now: float) -> None:
         dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-        session.execute(dialect.insert(RateWindow).values(key_id=key_id, window_start=window, requests=0,
-                                                          input_tokens=0, output_tokens=0).on_conflict_do_nothing())
+        session.execute(dialect.insert(RateBucket).values(key_id=key_id, requests=FULL, input_tokens=FULL,
+                                                          output_tokens=FULL, updated_at=now).on_conflict_do_nothing())
 
-    def _state(self, session, key_id: int, window: int) -> WindowState:
-        row = session.get(RateWindow, (key_id, window), populate_existing=True)
+    def _state(self, session, key_id: int, limits: Limits, now: float) -> BucketState:
+        row = session.get(RateBucket, key_id, populate_existing=True)
+        caps = limits.caps()
         if row is None:
-            return WindowState(window, 0, 0, 0)
-        return WindowState(window, row.requests, row.input_tokens, row.output_tokens)
+            return BucketState(*caps, now)
+        elapsed = now - row.updated_at
+        return BucketState(refilled(row.requests, caps[0], elapsed), refilled(row.input_tokens, caps[1], elapsed),
+                           refilled(row.output_tokens, caps[2], elapsed), now)
 
     def admit(self, key_id: int, limits: Limits, input_tokens: int, now: float | None = None) -> Decision:
-        window = int((now or time.time()) // WINDOW_S)
+        now = time.time() if now is None else now
+        r_cap, i_cap, o_cap = limits.caps()
+        r, i, o = (_sql_refill(RateBucket.requests, r_cap, now), _sql_refill(RateBucket.input_tokens, i_cap, now),
+                   _sql_refill(RateBucket.output_tokens, o_cap, now))
         with self.store.session() as session:
-            self._ensure_row(session, key_id, window)
+            self._ensure_row(session, key_id, now)
             result = session.execute(
-                update(RateWindow)
-                .where(RateWindow.key_id == key_id, RateWindow.window_start == window,
-                       RateWindow.requests + 1 <= _cap(limits.rpm),
-                       RateWindow.input_tokens + input_tokens <= _cap(limits.itpm),
-                       RateWindow.output_tokens < _cap(limits.otpm))
-                .values(requests=RateWindow.requests + 1, input_tokens=RateWindow.input_tokens + input_tokens)
+                update(RateBucket)
+                .where(RateBucket.key_id == key_id, r >= 1, i >= input_tokens, o > 0)
+                .values(requests=r - 1, input_tokens=i - input_tokens, output_tokens=o,
+                        updated_at=case((RateBucket.updated_at > now, RateBucket.updated_at), else_=now))
                 .execution_options(synchronize_session=False))
-            state = self._state(session, key_id, window)
+            state = self._state(session, key_id, limits, now)
         if result.rowcount == 1:
             return Decision(True, state)
-        return Decision(False, state, _exceeded(state, limits, input_tokens))
+        return _verdict(state, limits, input_tokens)
 
-    def add_output(self, key_id: int, window: int, output_tokens: int) -> None:
+    def add_output(self, key_id: int, output_tokens: int) -> None:
         if output_tokens <= 0:
             return
         with self.store.session() as session:
-            session.execute(update(RateWindow)
-                            .where(RateWindow.key_id == key_id, RateWindow.window_start == window)
-                            .values(output_tokens=RateWindow.output_tokens + output_tokens)
+            session.execute(update(RateBucket).where(RateBucket.key_id == key_id)
+                            .values(output_tokens=RateBucket.output_tokens - output_tokens)
                             .execution_options(synchronize_session=False))
 
-    def peek(self, key_id: int, now: float | None = None) -> WindowState:
-        window = int((now or time.time()) // WINDOW_S)
+    def peek(self, key_id: int, limits: Limits, now: float | None = None) -> BucketState:
         with self.store.session() as session:
-            return self._state(session, key_id, window)
+            return self._state(session, key_id, limits, time.time() if now is None else now)
 
 
 _ADMIT = """
 local k = KEYS[1]
-local r = tonumber(redis.call('HGET', k, 'r') or '0')
-local i = tonumber(redis.call('HGET', k, 'i') or '0')
-local o = tonumber(redis.call('HGET', k, 'o') or '0')
+local now = tonumber(ARGV[1])
+local caps = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}
+local need = tonumber(ARGV[5])
+local v = redis.call('HMGET', k, 'r', 'i', 'o', 't')
+local t = tonumber(v[4]) or now
+local lv = {}
+for n = 1, 3 do
+  local level = tonumber(v[n]) or caps[n]
+  level = level + math.max(0, now - t) * caps[n] / 60
+  if level > caps[n] then level = caps[n] end
+  lv[n] = level
+end
 local ok = 0
-if r + 1 <= tonumber(ARGV[1]) and i + tonumber(ARGV[4]) <= tonumber(ARGV[2]) and o < tonumber(ARGV[3]) then
-  r = redis.call('HINCRBY', k, 'r', 1)
-  i = redis.call('HINCRBY', k, 'i', tonumber(ARGV[4]))
-  redis.call('EXPIRE', k, 180)
+if lv[1] >= 1 and lv[2] >= need and lv[3] > 0 then
+  lv[1] = lv[1] - 1
+  lv[2] = lv[2] - need
   ok = 1
 end
-return {ok, r, i, o}
+if now > t then t = now end
+redis.call('HSET', k, 'r', lv[1], 'i', lv[2], 'o', lv[3], 't', t)
+redis.call('EXPIRE', k, 3600)
+return {ok, tostring(lv[1]), tostring(lv[2]), tostring(lv[3])}
 """
 
 
 class RedisCounters:
-    """The same counters in Redis, for deployments that already run it (one Lua script per admission)."""
+    """The same buckets in Redis, for deployments that already run it (one Lua script per admission)."""
 
     def __init__(self, url: str):
         import redis
@@ -137,29 +166,27 @@ class RedisCounters:
         self._admit = self.client.register_script(_ADMIT)
 
     @staticmethod
-    def _key(key_id: int, window: int) -> str:
-        return f"candor:rl:{key_id}:{window}"
+    def _key(key_id: int) -> str:
+        return f"candor:rl:{key_id}"
 
     def admit(self, key_id: int, limits: Limits, input_tokens: int, now: float | None = None) -> Decision:
-        window = int((now or time.time()) // WINDOW_S)
-        ok, r, i, o = self._admit(keys=[self._key(key_id, window)],
-                                  args=[_cap(limits.rpm), _cap(limits.itpm), _cap(limits.otpm), input_tokens])
-        state = WindowState(window, int(r), int(i), int(o))
-        return Decision(True, state) if ok == 1 else Decision(False, state, _exceeded(state, limits, input_tokens))
+        now = time.time() if now is None else now
+        ok, r, i, o = self._admit(keys=[self._key(key_id)], args=[now, *limits.caps(), input_tokens])
+        state = BucketState(float(r), float(i), float(o), now)
+        return Decision(True, state) if ok == 1 else _verdict(state, limits, input_tokens)
 
-    def add_output(self, key_id: int, window: int, output_tokens: int) -> None:
+    def add_output(self, key_id: int, output_tokens: int) -> None:
         if output_tokens > 0:
-            name = self._key(key_id, window)
-            pipe = self.client.pipeline()
-            pipe.hincrby(name, "o", output_tokens)
-            pipe.expire(name, 180)
-            pipe.execute()
+            self.client.hincrbyfloat(self._key(key_id), "o", -output_tokens)
 
-    def peek(self, key_id: int, now: float | None = None) -> WindowState:
-        window = int((now or time.time()) // WINDOW_S)
-        values = self.client.hgetall(self._key(key_id, window))
-        get = lambda f: int(values.get(f.encode(), 0))  # noqa: E731
-        return WindowState(window, get("r"), get("i"), get("o"))
+    def peek(self, key_id: int, limits: Limits, now: float | None = None) -> BucketState:
+        now = time.time() if now is None else now
+        values = self.client.hmget(self._key(key_id), "r", "i", "o", "t")
+        caps = limits.caps()
+        if values[3] is None:
+            return BucketState(*caps, now)
+        elapsed = now - float(values[3])
+        return BucketState(*(refilled(float(v), cap, elapsed) for v, cap in zip(values[:3], caps)), now)
 
 
 def month_start(now: dt.datetime | None = None) -> dt.datetime:
@@ -174,25 +201,28 @@ def month_spend(store: Store, key_id: int) -> Decimal:
     return Decimal(str(total))
 
 
-def rate_headers(limits: Limits, state: WindowState) -> dict[str, str]:
-    """Anthropic's rate-limit headers (token "remaining" values rounded to the nearest thousand,
-    as the real API does; an unlimited counter reports the largest value)."""
-    reset = state.reset_at().isoformat().replace("+00:00", "Z")
+def rate_headers(limits: Limits, state: BucketState) -> dict[str, str]:
+    """Anthropic's rate-limit headers: limit, remaining, and when the bucket is full again
+    (token "remaining" values rounded to the nearest thousand, as the real API does)."""
     out: dict[str, str] = {}
-    rows = (("requests", limits.rpm, state.requests, False),
-            ("input-tokens", limits.itpm, state.input_tokens, True),
-            ("output-tokens", limits.otpm, state.output_tokens, True))
-    for name, limit, used, round_it in rows:
-        cap = _cap(limit)
-        remaining = max(0, cap - used)
-        if round_it and limit is not None and remaining >= 1000:
+    caps = limits.caps()
+    levels = (state.requests, state.input_tokens, state.output_tokens)
+    for name, cap, level, given in zip(("requests", "input-tokens", "output-tokens"), caps, levels,
+                                       (limits.rpm, limits.itpm, limits.otpm)):
+        remaining = max(0, math.floor(level))
+        if name != "requests" and given is not None and remaining >= 1000:
             remaining = round(remaining, -3)
-        out[f"anthropic-ratelimit-{name}-limit"] = str(cap)
+        full_in = max(0.0, (cap - level) * 60.0 / cap)
+        out[f"anthropic-ratelimit-{name}-limit"] = str(int(cap))
         out[f"anthropic-ratelimit-{name}-remaining"] = str(remaining)
-        out[f"anthropic-ratelimit-{name}-reset"] = reset
-    tok_limit = _cap(limits.itpm) + _cap(limits.otpm) if limits.itpm or limits.otpm else UNLIMITED
-    tok_used = state.input_tokens + state.output_tokens
-    out["anthropic-ratelimit-tokens-limit"] = str(min(tok_limit, UNLIMITED))
-    out["anthropic-ratelimit-tokens-remaining"] = str(max(0, min(tok_limit, UNLIMITED) - tok_used))
-    out["anthropic-ratelimit-tokens-reset"] = reset
+        out[f"anthropic-ratelimit-{name}-reset"] = _rfc3339(state.at + full_in)
+    tok_cap = min(UNLIMITED, int(caps[1] + caps[2]))
+    tok_left = max(0, min(tok_cap, math.floor(state.input_tokens + state.output_tokens)))
+    out["anthropic-ratelimit-tokens-limit"] = str(tok_cap)
+    out["anthropic-ratelimit-tokens-remaining"] = str(tok_left)
+    out["anthropic-ratelimit-tokens-reset"] = out["anthropic-ratelimit-input-tokens-reset"]
     return out
+
+
+def _rfc3339(ts: float) -> str:
+    return dt.datetime.fromtimestamp(int(math.ceil(ts)), dt.timezone.utc).isoformat().replace("+00:00", "Z")

@@ -49,8 +49,20 @@ class EdgeMiddleware:
         state["request_id"] = request_id
         started = time.perf_counter()
         status_seen = {"code": 500}
+        metered = False
+
+        async def record_usage() -> None:
+            nonlocal metered
+            if not metered:
+                metered = True
+                path = scope.get("route").path if scope.get("route") is not None else "other"
+                await meter(self.fastapi_app, path, scope["method"], state, status_seen["code"], started)
 
         async def send_with_id(message):
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                # Record usage before the last byte leaves, so a client's next request already
+                # sees this one's cost (spend limits) however fast it follows.
+                await record_usage()
             if message["type"] == "http.response.start":
                 status_seen["code"] = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k not in (b"request-id", b"x-request-id")]
@@ -97,7 +109,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send_with_id)
         path = scope.get("route").path if scope.get("route") is not None else "other"
         self.metrics.observe_request(path, status_seen["code"], time.perf_counter() - started)
-        await meter(self.fastapi_app, path, scope["method"], state, status_seen["code"], started)
+        await record_usage()  # a client that disconnected never got a last chunk
 
 
 def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, no_auth: bool = False,

@@ -8,8 +8,9 @@ the stream is handed to the endpoint's framing. Timing for metrics is kept here 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from candor.chat.render import Message
 from candor.chat.service import ChatParams, build_request, stream_chat
@@ -60,20 +61,26 @@ class Generation:
         return None if self.first_token_at is None else self.first_token_at - self.started
 
 
-Admit = Callable[[ModelEntry, int], Awaitable[None]]
+class Gate(Protocol):
+    """Access checks around a generation: `allow_model` before the model is loaded, `admit` once
+    the prompt's size is known (rate and spend limits), before it takes a place in the queue."""
+
+    def allow_model(self, entry: ModelEntry) -> None: ...
+
+    async def admit(self, entry: ModelEntry, input_tokens: int) -> None: ...
 
 
 async def start_generation(hub: EngineHub, model_name: str, messages: Iterable[Message | Mapping[str, str]],
-                           system: str | None, params: ChatParams, admit: Admit | None = None) -> Generation:
-    """`admit(entry, input_tokens)` runs once the prompt's size is known and may refuse the
-    request (rate and spend limits) before it takes a place in the model's queue."""
+                           system: str | None, params: ChatParams, gate: Gate | None = None) -> Generation:
+    if gate is not None:
+        gate.allow_model(hub.registry.get(model_name))
     model = await hub.get(model_name)
     params.validate(model.entry)
     messages = list(messages)
     request, _ = build_request(model, messages, system, params)  # validates before queueing
     input_tokens = await model.engine.count_tokens(request.prompt)
-    if admit is not None:
-        await admit(model.entry, input_tokens)
+    if gate is not None:
+        await gate.admit(model.entry, input_tokens)
     started = time.perf_counter()
     events = stream_chat(model, messages, system, params)
     try:

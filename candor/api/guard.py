@@ -29,18 +29,30 @@ def note_request(request: Request, model: str, end_user: str | None = None) -> N
     request.state.end_user = end_user
 
 
-def admit_for(request: Request):
-    async def admit(entry: ModelEntry, input_tokens: int) -> None:
-        request.state.model_entry = entry
-        request.state.input_tokens = input_tokens
-        ctx = getattr(request.state, "key", None)
-        if ctx is None:
-            request.state.admission = Admission()
-            return
-        access: AccessControl = request.app.state.access
-        request.state.admission = await asyncio.to_thread(access.admit, ctx, entry, input_tokens)
+class RequestGate:
+    """The access checks for one request (see candor.api.generation.Gate)."""
 
-    return admit
+    def __init__(self, request: Request):
+        self.request = request
+        self.ctx = getattr(request.state, "key", None)
+
+    def allow_model(self, entry: ModelEntry) -> None:
+        self.request.state.model_entry = entry
+        if self.ctx is not None:
+            AccessControl.check_model(self.ctx, entry)
+
+    async def admit(self, entry: ModelEntry, input_tokens: int) -> None:
+        state = self.request.state
+        state.input_tokens = input_tokens
+        if self.ctx is None:
+            state.admission = Admission()
+            return
+        access: AccessControl = self.request.app.state.access
+        state.admission = await asyncio.to_thread(access.admit, self.ctx, entry, input_tokens)
+
+
+def admit_for(request: Request) -> RequestGate:
+    return RequestGate(request)
 
 
 def response_headers(app, state: dict) -> dict[str, str]:

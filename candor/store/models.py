@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import (JSON, BigInteger, DateTime, ForeignKey, Index, Integer, Numeric, String, Text,
+from sqlalchemy import (JSON, BigInteger, DateTime, Double, ForeignKey, Index, Integer, Numeric, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -71,16 +71,17 @@ class UsageRecord(Base):
     __table_args__ = (Index("ix_usage_key_time", "key_id", "created_at"), Index("ix_usage_time", "created_at"))
 
 
-class RateWindow(Base):
-    """Per-key counters for one minute; updated with conditional UPDATEs so limits hold across
-    server processes sharing the database."""
+class RateBucket(Base):
+    """Per-key token buckets (requests, input tokens, output tokens), refilled continuously at
+    the per-minute limit. Updated with one conditional UPDATE, so limits hold across server
+    processes sharing the database."""
 
-    __tablename__ = "rate_windows"
+    __tablename__ = "rate_buckets"
     key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
-    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # unix minute
-    requests: Mapped[int] = mapped_column(Integer, default=0)
-    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    requests: Mapped[float] = mapped_column(Double)
+    input_tokens: Mapped[float] = mapped_column(Double)
+    output_tokens: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)  # unix seconds
 
 
 class Conversation(Base):

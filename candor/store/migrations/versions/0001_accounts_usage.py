@@ -1,4 +1,4 @@
-"""Users, API keys, usage records, rate-limit windows, conversations and settings.
+"""Users, API keys, usage records, rate-limit buckets, conversations and settings.
 
 Revision ID: 0001
 Revises:
@@ -66,12 +66,12 @@ def upgrade() -> None:
     op.create_index("ix_usage_key_time", "usage", ["key_id", "created_at"])
     op.create_index("ix_usage_time", "usage", ["created_at"])
     op.create_table(
-        "rate_windows",
+        "rate_buckets",
         sa.Column("key_id", sa.Integer, sa.ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column("window_start", sa.BigInteger, primary_key=True),
-        sa.Column("requests", sa.Integer, nullable=False),
-        sa.Column("input_tokens", sa.Integer, nullable=False),
-        sa.Column("output_tokens", sa.Integer, nullable=False),
+        sa.Column("requests", sa.Double, nullable=False),
+        sa.Column("input_tokens", sa.Double, nullable=False),
+        sa.Column("output_tokens", sa.Double, nullable=False),
+        sa.Column("updated_at", sa.Double, nullable=False),
     )
     op.create_table(
         "conversations",
@@ -103,5 +103,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("settings", "chat_messages", "conversations", "rate_windows", "usage", "api_keys", "users"):
+    for table in ("settings", "chat_messages", "conversations", "rate_buckets", "usage", "api_keys", "users"):
         op.drop_table(table)
