@@ -50,6 +50,8 @@ def client(base: str, key: str) -> anthropic.Anthropic:
 
 def test_operator_flow_limits_headers_and_usage_that_adds_up(deployment):
     env, base = deployment
+    admins = [u for u in json.loads(candor(env, "users", "list", "--json")) if u["role"] == "admin"]
+    assert [u["username"] for u in admins] == ["admin"]  # made at first start
     pending = new_key(env, "patience", role="pending")
     with pytest.raises(anthropic.PermissionDeniedError, match="waiting for an administrator"):
         client(base, pending).messages.create(model="candor-instant", max_tokens=2, messages=MSG)
