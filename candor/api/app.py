@@ -133,6 +133,14 @@ def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, n
     for router in (messages.router, text_completions.router, openai_chat.router, models.router, admin.router):
         app.include_router(router, dependencies=secured)
 
+    from fastapi.staticfiles import StaticFiles
+
+    from candor.web.routes import STATIC
+    from candor.web.routes import router as web_router
+
+    app.include_router(web_router)  # the chat page signs people in with cookies, not API keys
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
     @app.get("/health")
     async def health() -> dict:
         loaded = [await m.engine.health() for m in hub.loaded()]

@@ -8,6 +8,7 @@ from candor import __version__
 from candor.cli.accounts import COMMANDS as ACCOUNT_COMMANDS
 from candor.cli.chat import chat
 from candor.cli.complete import complete
+from candor.cli.feedback import feedback
 from candor.cli.models import models
 from candor.cli.serve import serve
 
@@ -20,6 +21,7 @@ def main():
 
 main.add_command(chat)
 main.add_command(complete)
+main.add_command(feedback)
 main.add_command(models)
 main.add_command(serve)
 for command in ACCOUNT_COMMANDS:

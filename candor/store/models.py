@@ -93,18 +93,74 @@ class Conversation(Base):
     system: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    current_leaf_id: Mapped[int | None] = mapped_column(Integer)  # the branch on screen
     messages: Mapped[list[ChatMessage]] = relationship(back_populates="conversation", cascade="all, delete-orphan",
                                                        passive_deletes=True, order_by="ChatMessage.id")
 
 
 class ChatMessage(Base):
+    """A turn of a conversation. Turns form a tree (parent_id): editing a question or
+    regenerating an answer adds a sibling, so earlier versions stay reachable."""
+
     __tablename__ = "chat_messages"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("chat_messages.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16), default="done")  # done | stopped | error
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    ttft_ms: Mapped[float | None] = mapped_column(Double)
+    tokens_per_s: Mapped[float | None] = mapped_column(Double)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 8), default=Decimal(0))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random token, the store only its hash."""
+
+    __tablename__ = "web_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Vote(Base):
+    """A compare-mode judgement: the prompt, both answers and both models, and the choice."""
+
+    __tablename__ = "votes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
+    prompt: Mapped[str] = mapped_column(Text)  # the conversation up to the answers, as the renderer wrote it
+    answer_a_id: Mapped[int | None] = mapped_column(ForeignKey("chat_messages.id", ondelete="SET NULL"))
+    answer_b_id: Mapped[int | None] = mapped_column(ForeignKey("chat_messages.id", ondelete="SET NULL"))
+    answer_a: Mapped[str] = mapped_column(Text)
+    answer_b: Mapped[str] = mapped_column(Text)
+    model_a: Mapped[str] = mapped_column(String(120))
+    model_b: Mapped[str] = mapped_column(String(120))
+    choice: Mapped[str | None] = mapped_column(String(16))  # a | b | tie | both_bad; None until voted
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    voted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Rating(Base):
+    """Thumbs up (+1) or down (-1) on an answer, with an optional comment."""
+
+    __tablename__ = "ratings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("chat_messages.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    value: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (UniqueConstraint("message_id", "user_id"),)
 
 
 class Setting(Base):

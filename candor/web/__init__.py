@@ -1,0 +1,1 @@
+"""The chat page: sign-in, conversations with branching, streaming, compare-and-vote, feedback."""

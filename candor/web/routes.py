@@ -1,0 +1,406 @@
+"""HTTP for the chat page: pages, sign-in, conversations, streaming answers, compare and feedback.
+
+Answers go through the same generation path as the API (`start_generation`) and are metered like
+an API call (a usage record per answer, under the user's pseudonym and the key prefix "web").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from candor.accounts import users as user_ops
+from candor.accounts.access import price
+from candor.accounts.keys import KeyContext
+from candor.api.generation import start_generation
+from candor.chat.service import ChatParams
+from candor.engine.base import TextDelta
+from candor.errors import AccessError, CandorError, InvalidRequestError
+from candor.store.models import ChatMessage, Rating, User, Vote, utcnow
+from candor.web import conversations as convs
+from candor.web import sessions
+from candor.web.feedback import CHOICES, leaderboard, prompt_text
+from candor.web.markdown import highlight_css, render_markdown
+
+STATIC = Path(__file__).parent / "static"
+router = APIRouter()
+
+
+def _store(request: Request):
+    return request.app.state.store
+
+
+async def _user(request: Request, admin: bool = False) -> User:
+    user, _ = await asyncio.to_thread(sessions.require_user, _store(request), request, admin=admin)
+    return user
+
+
+async def _in_session(request: Request, fn, *args) -> Any:
+    store = _store(request)
+
+    def work():
+        with store.session() as s:
+            return fn(s, *args)
+
+    return await asyncio.to_thread(work)
+
+
+# -- pages ------------------------------------------------------------------------------------
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
+
+
+@router.get("/web/highlight.css", include_in_schema=False)
+async def code_css() -> PlainTextResponse:
+    return PlainTextResponse(highlight_css(), media_type="text/css")
+
+
+# -- accounts ---------------------------------------------------------------------------------
+class Credentials(BaseModel):
+    username: str
+    password: str
+    email: str | None = None
+
+
+@router.post("/web/api/signin")
+async def signin(body: Credentials, request: Request, response: Response) -> dict:
+    def check(s):
+        try:
+            user = user_ops.get_user(s, body.username)
+        except CandorError:
+            user = None
+        if user is None or not user_ops.verify_password(user, body.password):
+            raise AccessError(401, "authentication_error", "wrong username or password")
+        if user.status != "active":
+            raise AccessError(403, "permission_error", "this account is disabled")
+        s.expunge(user)
+        return user
+
+    user = await _in_session(request, check)
+    csrf = await asyncio.to_thread(sessions.start_session, _store(request), user, request, response)
+    return {"user": {"username": user.username, "role": user.role}, "csrf": csrf, "pending": user.role == "pending"}
+
+
+@router.post("/web/api/signup")
+async def signup(body: Credentials, request: Request) -> dict:
+    """A request for an account: it waits as pending until an administrator approves it."""
+    if not body.password:
+        raise InvalidRequestError("is required", field="password")
+
+    def make(s):
+        user_ops.create_user(s, body.username, role="pending", password=body.password, email=body.email)
+
+    await _in_session(request, make)
+    return {"status": "pending", "message": "Thanks! An administrator will review your request."}
+
+
+@router.post("/web/api/signout")
+async def signout(request: Request, response: Response) -> dict:
+    await asyncio.to_thread(sessions.end_session, _store(request), request, response)
+    return {"signed_out": True}
+
+
+@router.get("/web/api/me")
+async def me(request: Request) -> dict:
+    found = await asyncio.to_thread(sessions.current, _store(request), request)
+    if found is None:
+        raise AccessError(401, "authentication_error", "sign in first")
+    user, row = found
+    registry = request.app.state.hub.registry
+    return {"user": {"username": user.username, "role": user.role}, "csrf": row.csrf_token,
+            "pending": user.role == "pending", "models": registry.names, "default_model": registry.default_name()}
+
+
+# -- conversations ------------------------------------------------------------------------------
+class NewConversation(BaseModel):
+    model: str | None = None
+    system: str | None = None
+
+
+class ConversationEdit(BaseModel):
+    title: str | None = Field(default=None, max_length=300)
+    model: str | None = None
+    system: str | None = None
+
+
+@router.get("/web/api/conversations")
+async def list_conversations(request: Request, q: str | None = None) -> dict:
+    user = await _user(request)
+    return {"data": await _in_session(request, convs.list_for, user, q)}
+
+
+@router.post("/web/api/conversations")
+async def new_conversation(body: NewConversation, request: Request) -> dict:
+    user = await _user(request)
+    registry = request.app.state.hub.registry
+    model = body.model or registry.default_name()
+    registry.get(model)
+    return await _in_session(request, lambda s: convs.view(s, convs.create(s, user, model, body.system), user))
+
+
+@router.get("/web/api/conversations/{cid}")
+async def get_conversation(cid: int, request: Request) -> dict:
+    user = await _user(request)
+    return await _in_session(request, lambda s: convs.view(s, convs.get_owned(s, user, cid), user))
+
+
+@router.patch("/web/api/conversations/{cid}")
+async def edit_conversation(cid: int, body: ConversationEdit, request: Request) -> dict:
+    user = await _user(request)
+    if body.model:
+        request.app.state.hub.registry.get(body.model)
+
+    def edit(s):
+        conv = convs.get_owned(s, user, cid)
+        if body.title is not None:
+            conv.title = body.title.strip()
+        if body.model:
+            conv.model = body.model
+        if body.system is not None:
+            conv.system = body.system.strip() or None
+        return convs.view(s, conv, user)
+
+    return await _in_session(request, edit)
+
+
+@router.delete("/web/api/conversations/{cid}")
+async def delete_conversation(cid: int, request: Request) -> dict:
+    user = await _user(request)
+    await _in_session(request, lambda s: s.delete(convs.get_owned(s, user, cid)))
+    return {"deleted": cid}
+
+
+class Switch(BaseModel):
+    message_id: int
+
+
+@router.post("/web/api/conversations/{cid}/switch")
+async def switch_branch(cid: int, body: Switch, request: Request) -> dict:
+    user = await _user(request)
+
+    def go(s):
+        conv = convs.get_owned(s, user, cid)
+        convs.switch(s, conv, body.message_id)
+        return convs.view(s, conv, user)
+
+    return await _in_session(request, go)
+
+
+# -- answers ------------------------------------------------------------------------------------
+class Turn(BaseModel):
+    content: str | None = None  # None: regenerate the answer to parent_id
+    parent_id: int | None = None
+    model: str | None = None
+    max_tokens: int = Field(default=1024, ge=1)
+    temperature: float = Field(default=0.7, ge=0, le=1)
+
+
+class Comparison(BaseModel):
+    content: str
+    parent_id: int | None = None
+    model_a: str
+    model_b: str
+    max_tokens: int = Field(default=1024, ge=1)
+    temperature: float = Field(default=0.8, ge=0, le=1)
+
+
+def _sse(event: dict) -> bytes:
+    return f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
+
+
+async def _answer(request: Request, user: User, cid: int, question_id: int, model: str, params: ChatParams,
+                  side: str | None = None) -> AsyncIterator[bytes]:
+    """Stream one answer to `question_id`, saving it (also when stopped) and metering it."""
+    store, access = _store(request), request.app.state.access
+
+    def prepare(s):
+        conv = convs.get_owned(s, user, cid)
+        question = convs.get_message(s, conv, question_id)
+        messages = convs.history(s, conv, question)
+        answer = convs.add(s, conv, question.id, "assistant", "", model=model, status="streaming")
+        return messages, conv.system, answer.id
+
+    messages, system, answer_id = await asyncio.to_thread(lambda: _with(store, prepare))
+    yield _sse({"type": "start", "side": side, "message_id": answer_id, "model": model})
+    ctx = KeyContext(key_id=None, prefix="web", username=user.username, pseudonym=user.pseudonym, role=user.role,
+                     models=None)
+    gen, status, started, error = None, "done", time.perf_counter(), None
+    try:
+        gen = await start_generation(request.app.state.hub, model, messages, system, params)
+        async for event in gen.events():
+            if isinstance(event, TextDelta):
+                yield _sse({"type": "delta", "side": side, "text": event.text})
+    except CandorError as exc:
+        status, error = "error", exc.message
+    except BaseException:
+        status = "stopped"  # the page went away or pressed Stop
+        raise
+    finally:
+        text = "".join(gen.text_parts) if gen else ""
+        fin = gen.finish if gen else None
+        out_tokens = fin.usage.output_tokens if fin else len(gen.text_parts) if gen else 0
+        in_tokens = gen.input_tokens if gen else 0
+        entry = request.app.state.hub.registry.get(model)
+        elapsed = time.perf_counter() - (gen.first_token_at or started) if gen else 0
+        stats = {"input_tokens": in_tokens, "output_tokens": out_tokens,
+                 "ttft_ms": gen.ttft * 1000 if gen and gen.ttft is not None else None,
+                 "tokens_per_s": out_tokens / elapsed if elapsed > 0 else None,
+                 "cost_usd": price(entry, in_tokens, out_tokens)}
+
+        def save(s):
+            msg = s.get(ChatMessage, answer_id)
+            msg.content, msg.status = text, status
+            for k, v in stats.items():
+                setattr(msg, k, v)
+
+        _with(store, save)  # synchronous on purpose: this also runs while the request is cancelled
+        access.finish(ctx, None, entry, model_name=model, endpoint="/web/chat", input_tokens=in_tokens,
+                      output_tokens=out_tokens, ttft_s=gen.ttft if gen else None,
+                      latency_s=time.perf_counter() - started, status=200 if status != "error" else 500,
+                      end_user=None)
+    done = {"type": "done", "side": side, "message_id": answer_id, "status": status, "html": render_markdown(text),
+            "stop_reason": fin.stop_reason if fin else None, **{**stats, "cost_usd": str(stats["cost_usd"])}}
+    if error:
+        done["error"] = error
+    yield _sse(done)
+
+
+def _with(store, fn):
+    with store.session() as s:
+        return fn(s)
+
+
+def _new_question(request: Request, user: User, cid: int, content: str | None, parent_id: int | None):
+    def add(s):
+        conv = convs.get_owned(s, user, cid)
+        if content is None:  # regenerate
+            if parent_id is None:
+                raise InvalidRequestError("regenerating needs parent_id, the question to answer again", field="parent_id")
+            question = convs.get_message(s, conv, parent_id)
+            if question.role != "user":
+                raise InvalidRequestError("parent_id must be a user turn", field="parent_id")
+            return question.id, conv.model
+        if not content.strip():
+            raise InvalidRequestError("the message is empty", field="content")
+        return convs.add(s, conv, parent_id, "user", content).id, conv.model
+
+    return _with(_store(request), add)
+
+
+@router.post("/web/api/conversations/{cid}/messages")
+async def send(cid: int, body: Turn, request: Request) -> StreamingResponse:
+    user = await _user(request)
+    question_id, conv_model = await asyncio.to_thread(_new_question, request, user, cid, body.content, body.parent_id)
+    model = body.model or conv_model
+    request.app.state.hub.registry.get(model)
+    params = ChatParams(max_tokens=body.max_tokens, temperature=body.temperature)
+
+    async def stream():
+        yield _sse({"type": "question", "message_id": question_id})
+        async for chunk in _answer(request, user, cid, question_id, model, params):
+            yield chunk
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+@router.post("/web/api/conversations/{cid}/compare")
+async def compare(cid: int, body: Comparison, request: Request) -> StreamingResponse:
+    user = await _user(request)
+    for name in (body.model_a, body.model_b):
+        request.app.state.hub.registry.get(name)
+    question_id, _ = await asyncio.to_thread(_new_question, request, user, cid, body.content, body.parent_id)
+    seeds = random.sample(range(1, 2**31), 2)  # two samples of one model differ by seed
+
+    async def stream():
+        yield _sse({"type": "question", "message_id": question_id})
+        ids = {}
+        for side, model, seed in (("a", body.model_a, seeds[0]), ("b", body.model_b, seeds[1])):
+            params = ChatParams(max_tokens=body.max_tokens, temperature=body.temperature, seed=seed)
+            async for chunk in _answer(request, user, cid, question_id, model, params, side):
+                if b'"type": "start"' in chunk:
+                    ids[side] = json.loads(chunk[6:])["message_id"]
+                yield chunk
+
+        def record(s):
+            conv = convs.get_owned(s, user, cid)
+            question = convs.get_message(s, conv, question_id)
+            a, b = s.get(ChatMessage, ids["a"]), s.get(ChatMessage, ids["b"])
+            conv.current_leaf_id = a.id
+            vote = Vote(user_id=user.id, conversation_id=cid, prompt=prompt_text(s, conv, question),
+                        answer_a_id=a.id, answer_b_id=b.id, answer_a=a.content, answer_b=b.content,
+                        model_a=body.model_a, model_b=body.model_b)
+            s.add(vote)
+            s.flush()
+            return vote.id
+
+        vote_id = await asyncio.to_thread(_with, _store(request), record)
+        yield _sse({"type": "compared", "vote_id": vote_id})
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+class VoteBody(BaseModel):
+    choice: str
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+@router.post("/web/api/votes/{vote_id}")
+async def vote(vote_id: int, body: VoteBody, request: Request) -> dict:
+    user = await _user(request)
+    if body.choice not in CHOICES:
+        raise InvalidRequestError(f"must be one of {', '.join(CHOICES)}, got {body.choice!r}", field="choice")
+
+    def cast(s):
+        v = s.get(Vote, vote_id)
+        if v is None or v.user_id != user.id:
+            raise InvalidRequestError(f"no vote {vote_id} of yours", field="vote")
+        v.choice, v.comment, v.voted_at = body.choice, (body.comment or "").strip() or None, utcnow()
+        conv = convs.get_owned(s, user, v.conversation_id)
+        chosen = v.answer_b_id if body.choice == "b" else v.answer_a_id  # the chosen answer continues
+        if chosen:
+            conv.current_leaf_id = chosen
+        return convs.view(s, conv, user)
+
+    return await _in_session(request, cast)
+
+
+class RatingBody(BaseModel):
+    value: int
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+@router.post("/web/api/messages/{message_id}/rating")
+async def rate(message_id: int, body: RatingBody, request: Request) -> dict:
+    user = await _user(request)
+    if body.value not in (1, -1):
+        raise InvalidRequestError(f"must be 1 (thumbs up) or -1 (thumbs down), got {body.value}", field="value")
+
+    def put(s):
+        msg = s.get(ChatMessage, message_id)
+        if msg is None or msg.role != "assistant":
+            raise InvalidRequestError(f"no answer {message_id}", field="message")
+        convs.get_owned(s, user, msg.conversation_id)
+        row = s.query(Rating).filter_by(message_id=message_id, user_id=user.id).one_or_none()
+        if row is None:
+            row = Rating(message_id=message_id, user_id=user.id, value=body.value)
+            s.add(row)
+        row.value, row.comment = body.value, (body.comment or "").strip() or None
+        return {"message_id": message_id, "value": row.value, "comment": row.comment}
+
+    return await _in_session(request, put)
+
+
+@router.get("/web/api/leaderboard")
+async def get_leaderboard(request: Request) -> dict:
+    await _user(request, admin=True)
+    return {"data": await asyncio.to_thread(leaderboard, _store(request))}
+

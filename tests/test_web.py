@@ -1,0 +1,253 @@
+"""The chat page in real headless Chromium (Debian's, driven by Playwright), against a real server
+on the embedded model. Screenshots land in artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from test_api import start_server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+PASSWORD = "alice-password-1"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+
+
+def candor(env, *args):
+    result = subprocess.run([sys.executable, "-m", "candor", *args], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **env}, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    db = tmp_path_factory.mktemp("web") / "web.db"
+    env = {"CANDOR_DATABASE_URL": f"sqlite:///{db}"}
+    candor(env, "db", "upgrade")
+    candor(env, "users", "create", "alice", "--role", "admin", "--password", PASSWORD)
+    proc, base = start_server(env=env)
+    yield base, env
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    pg = context.new_page()
+    pg.on("dialog", lambda d: d.accept("a comment"))
+    yield pg
+    context.close()
+
+
+def shot(pg, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(pg, base: str, user: str = "alice", password: str = PASSWORD) -> None:
+    pg.goto(base + "/")
+    pg.fill("#username", user)
+    pg.fill("#password", password)
+    pg.click("#signin-button")
+    pg.wait_for_selector("#app:not([hidden])")
+
+
+def send(pg, message: str, max_tokens: int = 40) -> None:
+    pg.fill("#max-tokens", str(max_tokens))
+    pg.fill("#input", message)
+    pg.press("#input", "Enter")
+
+
+def wait_idle(pg, timeout=120_000) -> None:
+    pg.wait_for_function("() => !document.querySelector('#stop') || document.querySelector('#stop').hidden",
+                         timeout=timeout)
+    pg.wait_for_function("() => !document.querySelector('.content.streaming') && "
+                         "!document.body.classList.contains('busy')", timeout=timeout)
+
+
+def test_sign_in_send_stream_and_reload(site, page):
+    base, _ = site
+    page.goto(base + "/")
+    page.fill("#username", "alice")
+    page.fill("#password", "wrong password")
+    page.click("#signin-button")
+    page.wait_for_selector("#signin-error:has-text('wrong username or password')")
+    sign_in(page, base)
+    send(page, "What is the capital of France?")
+    page.wait_for_selector("#stop:not([hidden])")  # streaming has begun
+    wait_idle(page)
+    answer = page.locator(".msg.assistant").last
+    assert answer.locator(".content").inner_text().strip()
+    assert "tokens/s" in answer.locator(".stats").inner_text()
+    assert "input" in page.inner_text("#totals") and "$" in page.inner_text("#totals")
+    shot(page, "chat")
+    page.reload()
+    page.wait_for_selector(".msg.user")
+    assert "What is the capital of France?" in page.inner_text("#messages")
+    assert page.locator("#conversation-list li").count() >= 1
+
+
+def test_stop_ends_generation_on_the_server(site, page):
+    base, _ = site
+    sign_in(page, base)
+    page.click("#new-chat")
+    send(page, "Write a numbered list of 300 different animals, one per line.", max_tokens=2000)
+    page.wait_for_function("() => { const c = document.querySelector('.content.streaming'); return c && c.textContent.length > 5; }")
+    page.click("#stop")
+    page.wait_for_selector("#send:not([hidden])")
+    deadline = time.time() + 10
+    while time.time() < deadline and httpx.get(f"{base}/health").json()["models"][0]["busy"]:
+        time.sleep(0.1)
+    assert not httpx.get(f"{base}/health").json()["models"][0]["busy"]
+    page.reload()  # the stopped answer was kept, marked as stopped
+    page.wait_for_selector(".msg.assistant .stats:has-text('stopped')")
+    shot(page, "stopped")
+
+
+def test_edit_creates_a_branch_and_search_finds_it(site, page):
+    base, _ = site
+    sign_in(page, base)
+    page.click("#new-chat")
+    send(page, "Name a colour.", max_tokens=8)
+    wait_idle(page)
+    page.locator(".msg.user .edit").last.click()
+    page.fill(".msg.user textarea.editor", "Name a fruit.")
+    page.click(".msg.user .save")
+    wait_idle(page)
+    page.wait_for_selector(".msg.user .branch-label:has-text('2/2')")
+    page.locator(".msg.user .prev").last.click()
+    page.wait_for_selector(".msg.user .branch-label:has-text('1/2')")
+    assert "Name a colour." in page.inner_text("#messages")
+    page.fill("#search", "fruit")
+    page.wait_for_function("() => document.querySelectorAll('#conversation-list li').length === 1")
+
+
+def test_compare_vote_lands_in_store_and_export(site, page):
+    base, env = site
+    sign_in(page, base)
+    page.click("#new-chat")
+    page.check("#compare-toggle")
+    send(page, "Say something kind.", max_tokens=12)
+    page.wait_for_selector("#vote-a", timeout=120_000)
+    assert page.locator("#compare-view .column").count() == 2
+    shot(page, "compare")
+    page.fill("#vote-comment", "A is friendlier")
+    page.click("#vote-a")
+    page.wait_for_selector("#compare-view", state="detached")
+    pairs = [json.loads(line) for line in candor(env, "feedback", "export").splitlines() if line.strip()]
+    votes = [p for p in pairs if p["source"] == "vote" and p["comment"] == "A is friendlier"]
+    assert len(votes) == 1
+    pair = votes[0]
+    assert pair["prompt"].endswith("Say something kind.\n\nAssistant:")
+    assert pair["model_chosen"] == pair["model_rejected"] == "candor-instant"
+    engine = create_engine(env["CANDOR_DATABASE_URL"])
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT choice, answer_a, model_a, model_b FROM votes")).one()
+    assert row.choice == "a" and " " + row.answer_a.strip() == pair["chosen"]
+    page.click("#leaderboard-button")
+    page.wait_for_selector("#leaderboard:not([hidden]) td:has-text('candor-instant')")
+
+
+def test_thumbs_rating_is_stored(site, page):
+    base, env = site
+    sign_in(page, base)
+    page.click("#new-chat")
+    send(page, "Hello!", max_tokens=8)
+    wait_idle(page)
+    page.locator(".msg.assistant .thumb-up").last.click()
+    page.wait_for_selector(".msg.assistant .thumb-up[aria-pressed='true']")
+    with create_engine(env["CANDOR_DATABASE_URL"]).connect() as conn:
+        assert conn.execute(text("SELECT value, comment FROM ratings")).all()[-1] == (1, "a comment")
+
+
+def test_model_output_with_script_and_javascript_links_is_inert(site, page):
+    base, env = site
+    sign_in(page, base)
+    page.click("#new-chat")
+    send(page, "Hi", max_tokens=4)
+    wait_idle(page)
+    hostile = ('Look: <script>window.__pwned = 1</script> <img src=x onerror="window.__pwned = 2"> '
+               '[click](javascript:window.__pwned=3) <a href="javascript:window.__pwned=4">x</a>\n\n'
+               '```html\n<script>window.__pwned = 5</script>\n```')
+    with create_engine(env["CANDOR_DATABASE_URL"]).begin() as conn:  # as if the model had written it
+        conn.execute(text("UPDATE chat_messages SET content = :c WHERE id = (SELECT max(id) FROM chat_messages "
+                          "WHERE role = 'assistant')"), {"c": hostile})
+    page.reload()
+    page.wait_for_selector(".msg.assistant pre")
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#messages script").count() == 0
+    assert page.locator("#messages img").count() == 0
+    hrefs = page.eval_on_selector_all("#messages a", "els => els.map(e => e.getAttribute('href'))")
+    assert not any(h and h.lower().startswith("javascript") for h in hrefs)
+    assert "<script>window.__pwned = 5</script>" in page.inner_text(".msg.assistant pre")  # shown as code
+    page.locator(".msg.assistant pre .copy-code").first.wait_for()
+
+
+def test_phone_width_layout(site, browser):
+    base, _ = site
+    context = browser.new_context(viewport={"width": 375, "height": 740})
+    pg = context.new_page()
+    sign_in(pg, base)
+    assert pg.is_visible("#menu-button")
+    assert pg.evaluate("document.documentElement.scrollWidth") <= 375
+    box = pg.locator("#sidebar").bounding_box()
+    assert box["x"] + box["width"] <= 0  # off screen until the menu opens
+    send(pg, "Hi", max_tokens=4)
+    wait_idle(pg)
+    assert pg.evaluate("document.documentElement.scrollWidth") <= 375
+    shot(pg, "phone")
+    pg.click("#menu-button")
+    pg.wait_for_function("() => document.querySelector('#sidebar').getBoundingClientRect().x >= 0")
+    shot(pg, "phone-menu")
+    for control in ("#input", "#model-select", "#search", "#system-prompt", "#max-tokens"):
+        assert pg.locator(f"label[for='{control[1:]}']").count() == 1  # every control has a label
+    context.close()
+
+
+def test_sign_up_waits_for_approval(site, page):
+    base, env = site
+    page.goto(base + "/")
+    page.fill("#username", "newcomer")
+    page.fill("#password", "newcomer-pass")
+    page.click("#signup-button")
+    page.wait_for_selector("#waiting:not([hidden])")
+    shot(page, "waiting")
+    users = json.loads(candor(env, "users", "list", "--json"))
+    assert {"username": "newcomer", "role": "pending"}.items() <= next(u for u in users if u["username"] == "newcomer").items()
+
+
+def test_csrf_and_session_rules(site):
+    base, _ = site
+    with httpx.Client(base_url=base) as c:
+        assert c.get("/web/api/me").status_code == 401
+        r = c.post("/web/api/signin", json={"username": "alice", "password": PASSWORD})
+        cookie = r.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie and "secure" in cookie
+        csrf = r.json()["csrf"]
+        c.cookies.set("candor_session", r.cookies["candor_session"])
+        assert c.post("/web/api/conversations", json={}).status_code == 403  # no CSRF header
+        assert c.post("/web/api/conversations", json={}, headers={"x-csrf-token": csrf}).status_code == 200
