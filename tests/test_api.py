@@ -227,15 +227,15 @@ def test_metrics_and_health(server, client):
 def test_disconnect_cancels_and_frees_the_engine(server, client):
     with httpx.stream("POST", f"{server}/v1/messages", headers={"x-api-key": KEY}, json={
             "model": "candor-instant", "max_tokens": 2000, "stream": True, "temperature": 0,
-            "messages": [{"role": "user", "content": "Write a very long story about the sea."}]}) as r:
+            "messages": [{"role": "user", "content": "Write a very long story about the sea."}]}, timeout=60) as r:
         for line in r.iter_lines():
             if "content_block_delta" in line:
                 break  # leave mid-stream
     for _ in range(50):
-        if not httpx.get(f"{server}/health").json()["models"][0]["busy"]:
+        if not httpx.get(f"{server}/health", timeout=60).json()["models"][0]["busy"]:
             break
         time.sleep(0.1)
-    assert not httpx.get(f"{server}/health").json()["models"][0]["busy"]
+    assert not httpx.get(f"{server}/health", timeout=60).json()["models"][0]["busy"]
     msg = client.messages.create(model="candor-instant", max_tokens=3, messages=[{"role": "user", "content": "Hi"}])
     assert msg.usage.output_tokens <= 3
 
@@ -243,31 +243,44 @@ def test_disconnect_cancels_and_frees_the_engine(server, client):
 def test_full_queue_answers_529_and_the_sdk_retries():
     proc, url = start_server(env={"CANDOR_MAX_WAITING": "0"})
     try:
-        long_done = threading.Event()
+        # A list the model keeps continuing (greedy: it runs to max_tokens), so the model stays busy.
+        body = {"model": "candor-instant", "max_tokens": 2000, "stream": True, "temperature": 0,
+                "messages": [{"role": "user", "content": "List 300 animals, numbered."},
+                             {"role": "assistant", "content": "1. Lion\n2. Tiger\n3. Bear\n4."}]}
+        result: dict = {}
+        busy = threading.Event()
+        with httpx.Client(timeout=120) as http, \
+                http.stream("POST", f"{url}/v1/messages", headers={"x-api-key": KEY}, json=body) as held:
 
-        def long_request():
-            httpx.post(f"{url}/v1/messages", headers={"x-api-key": KEY}, timeout=120, json={
-                "model": "candor-instant", "max_tokens": 60, "temperature": 0,
-                "messages": [{"role": "user", "content": "Write a long story."}], "stop_sequences": ["@@@"]})
-            long_done.set()
+            def keep_reading():  # stop reading and httpx closes the stream, which frees the model
+                try:
+                    for line in held.iter_lines():
+                        if "content_block_delta" in line:
+                            busy.set()
+                except httpx.HTTPError:
+                    pass
 
-        thread = threading.Thread(target=long_request)
-        thread.start()
-        for _ in range(100):
-            if httpx.get(f"{url}/health").json()["models"][0]["busy"]:
-                break
-            time.sleep(0.02)
-        no_retry = anthropic.Anthropic(api_key=KEY, base_url=url, max_retries=0)
-        with pytest.raises(anthropic.APIStatusError) as err:
-            no_retry.messages.create(model="candor-instant", max_tokens=2, messages=[{"role": "user", "content": "Hi"}])
-        assert err.value.status_code == 529 and err.value.body["error"]["type"] == "overloaded_error"
-        assert err.value.response.headers["retry-after"] == "1"
-        retrying = anthropic.Anthropic(api_key=KEY, base_url=url, max_retries=8)
-        msg = retrying.messages.create(model="candor-instant", max_tokens=2,
-                                       messages=[{"role": "user", "content": "Hi"}])
-        assert msg.usage.output_tokens <= 2
-        thread.join()
-        assert long_done.is_set()
+            reader = threading.Thread(target=keep_reading)
+            reader.start()
+            assert busy.wait(60)
+            no_retry = anthropic.Anthropic(api_key=KEY, base_url=url, max_retries=0)
+            with pytest.raises(anthropic.APIStatusError) as err:
+                no_retry.messages.create(model="candor-instant", max_tokens=2, messages=[{"role": "user", "content": "Hi"}])
+            assert err.value.status_code == 529 and err.value.body["error"]["type"] == "overloaded_error"
+            assert err.value.response.headers["retry-after"] == "1"
+            retrying = anthropic.Anthropic(api_key=KEY, base_url=url, max_retries=10)
+            thread = threading.Thread(target=lambda: result.update(msg=retrying.messages.create(
+                model="candor-instant", max_tokens=2, messages=[{"role": "user", "content": "Hi"}])))
+            thread.start()
+            time.sleep(2.5)  # the SDK meets 529s while the stream holds the model
+            held.close()
+            reader.join(timeout=30)
+        thread.join(timeout=120)  # closing the stream freed the model; a retry gets through
+        assert result["msg"].usage.output_tokens <= 2
+        metrics = httpx.get(f"{url}/metrics", headers={"x-api-key": KEY}).text
+        refused = next(line for line in metrics.splitlines()
+                       if line.startswith('candor_requests_total{endpoint="/v1/messages",status="529"}'))
+        assert float(refused.split()[-1]) >= 2  # the first refusal and at least one the SDK retried
     finally:
         proc.terminate()
         proc.wait(timeout=30)
