@@ -15,6 +15,8 @@ import httpx
 import openai
 import pytest
 
+HTTP = httpx.Client(timeout=120)  # generous: a loaded CI machine can be slow to answer
+
 KEY = "sk-test-key"
 
 
@@ -35,7 +37,7 @@ def start_server(*extra: str, env: dict | None = None):
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {proc.stderr.read()}")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if HTTP.get(f"{url}/health", timeout=1).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -108,7 +110,7 @@ def test_stream_helper_and_raw_events(client):
 
 
 def test_sse_framing_has_event_lines_and_types(server):
-    with httpx.stream("POST", f"{server}/v1/messages", headers={"x-api-key": KEY}, json={
+    with HTTP.stream("POST", f"{server}/v1/messages", headers={"x-api-key": KEY}, json={
             "model": "candor-instant", "max_tokens": 5, "stream": True,
             "messages": [{"role": "user", "content": "Hi"}]}) as r:
         text = r.read().decode()
@@ -152,19 +154,19 @@ def test_auth_errors(server):
     bad = anthropic.Anthropic(api_key="wrong", base_url=server, max_retries=0)
     with pytest.raises(anthropic.AuthenticationError):
         bad.messages.create(model="candor-instant", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
-    r = httpx.post(f"{server}/v1/messages", json={})
+    r = HTTP.post(f"{server}/v1/messages", json={})
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
-    assert httpx.get(f"{server}/health").status_code == 200  # open without a key
-    assert httpx.get(f"{server}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+    assert HTTP.get(f"{server}/health").status_code == 200  # open without a key
+    assert HTTP.get(f"{server}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
 
 
 def test_malformed_bodies(server):
     headers = {"x-api-key": KEY, "content-type": "application/json"}
-    r = httpx.post(f"{server}/v1/messages", headers=headers, content=b"{not json")
+    r = HTTP.post(f"{server}/v1/messages", headers=headers, content=b"{not json")
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
-    r = httpx.post(f"{server}/v1/messages", headers=headers, json={"model": "candor-instant", "messages": []})
+    r = HTTP.post(f"{server}/v1/messages", headers=headers, json={"model": "candor-instant", "messages": []})
     assert r.status_code == 400 and r.json()["error"]["message"] == "max_tokens: Field required"
-    r = httpx.post(f"{server}/v1/messages", headers=headers,
+    r = HTTP.post(f"{server}/v1/messages", headers=headers,
                    json={"model": "candor-instant", "max_tokens": "lots", "messages": []})
     assert r.status_code == 400 and r.json()["error"]["message"].startswith("max_tokens:")
     assert r.headers["request-id"].startswith("req_")
@@ -180,17 +182,17 @@ def test_text_completions_raw_http(server):
     headers = {"x-api-key": KEY}
     body = {"model": "candor-instant", "prompt": "\n\nHuman: What is the capital of France?\n\nAssistant:",
             "max_tokens_to_sample": 20, "temperature": 0}
-    r = httpx.post(f"{server}/v1/complete", headers=headers, json=body)
+    r = HTTP.post(f"{server}/v1/complete", headers=headers, json=body)
     data = r.json()
     assert r.status_code == 200 and data["type"] == "completion" and "Paris" in data["completion"]
     assert data["stop_reason"] == "stop_sequence"
-    with httpx.stream("POST", f"{server}/v1/complete", headers=headers, json={**body, "stream": True}) as s:
+    with HTTP.stream("POST", f"{server}/v1/complete", headers=headers, json={**body, "stream": True}) as s:
         text = s.read().decode()
     frames = [f for f in text.split("\n\n") if f.strip()]
     assert all(f.startswith("event: completion\n") or f.startswith("event: ping\n") for f in frames)
     assert json.loads(frames[-1].split("data: ")[1])["stop_reason"] in ("stop_sequence", "max_tokens")
     assert "[DONE]" not in text
-    bad = httpx.post(f"{server}/v1/complete", headers=headers, json={**body, "prompt": "Hello"})
+    bad = HTTP.post(f"{server}/v1/complete", headers=headers, json={**body, "prompt": "Hello"})
     assert bad.status_code == 400 and '\\n\\nHuman:' in bad.json()["error"]["message"]
 
 
@@ -209,33 +211,33 @@ def test_openai_create_and_stream(oai):
 
 
 def test_request_too_large(server):
-    r = httpx.post(f"{server}/v1/messages", headers={"x-api-key": KEY},
+    r = HTTP.post(f"{server}/v1/messages", headers={"x-api-key": KEY},
                    content=b"x" * (33 * 1024 * 1024))
     assert r.status_code == 413 and r.json()["error"]["type"] == "request_too_large"
 
 
 def test_metrics_and_health(server, client):
     client.messages.create(model="candor-instant", max_tokens=2, messages=[{"role": "user", "content": "Hi"}])
-    text = httpx.get(f"{server}/metrics", headers={"x-api-key": KEY}).text
+    text = HTTP.get(f"{server}/metrics", headers={"x-api-key": KEY}).text
     assert 'candor_requests_total{endpoint="/v1/messages",status="200"}' in text
     assert "candor_time_to_first_token_seconds_bucket" in text and "candor_queue_depth" in text
     assert 'candor_tokens_total{direction="output",model="candor-instant"}' in text
-    health = httpx.get(f"{server}/health").json()
+    health = HTTP.get(f"{server}/health").json()
     assert health["status"] == "ok" and health["models"][0]["model"] == "candor-instant"
 
 
 def test_disconnect_cancels_and_frees_the_engine(server, client):
-    with httpx.stream("POST", f"{server}/v1/messages", headers={"x-api-key": KEY}, json={
+    with HTTP.stream("POST", f"{server}/v1/messages", headers={"x-api-key": KEY}, json={
             "model": "candor-instant", "max_tokens": 2000, "stream": True, "temperature": 0,
             "messages": [{"role": "user", "content": "Write a very long story about the sea."}]}, timeout=60) as r:
         for line in r.iter_lines():
             if "content_block_delta" in line:
                 break  # leave mid-stream
     for _ in range(50):
-        if not httpx.get(f"{server}/health", timeout=60).json()["models"][0]["busy"]:
+        if not HTTP.get(f"{server}/health", timeout=60).json()["models"][0]["busy"]:
             break
         time.sleep(0.1)
-    assert not httpx.get(f"{server}/health", timeout=60).json()["models"][0]["busy"]
+    assert not HTTP.get(f"{server}/health", timeout=60).json()["models"][0]["busy"]
     msg = client.messages.create(model="candor-instant", max_tokens=3, messages=[{"role": "user", "content": "Hi"}])
     assert msg.usage.output_tokens <= 3
 
@@ -277,7 +279,7 @@ def test_full_queue_answers_529_and_the_sdk_retries():
             reader.join(timeout=30)
         thread.join(timeout=120)  # closing the stream freed the model; a retry gets through
         assert result["msg"].usage.output_tokens <= 2
-        metrics = httpx.get(f"{url}/metrics", headers={"x-api-key": KEY}).text
+        metrics = HTTP.get(f"{url}/metrics", headers={"x-api-key": KEY}).text
         refused = next(line for line in metrics.splitlines()
                        if line.startswith('candor_requests_total{endpoint="/v1/messages",status="529"}'))
         assert float(refused.split()[-1]) >= 2  # the first refusal and at least one the SDK retried

@@ -13,6 +13,8 @@ import anthropic
 import httpx
 import pytest
 
+HTTP = httpx.Client(timeout=120)  # generous: a loaded CI machine can be slow to answer
+
 from stores import backends, fresh_url
 from test_api import KEY, start_server
 
@@ -75,7 +77,7 @@ def test_operator_flow_limits_headers_and_usage_that_adds_up(deployment):
     assert "rate limit of 2 requests per minute" in err.value.message
     with pytest.raises(anthropic.PermissionDeniedError, match="may not use candor-2"):
         rita.messages.create(model="candor-2", max_tokens=3, messages=MSG)
-    models = httpx.get(f"{base}/v1/models", headers={"x-api-key": key})
+    models = HTTP.get(f"{base}/v1/models", headers={"x-api-key": key})
     assert models.headers["anthropic-ratelimit-requests-limit"] == "2"  # headers on every response
 
     report = json.loads(candor(env, "usage", "--by", "key", "--format", "json"))
@@ -114,21 +116,21 @@ def test_revoked_and_unknown_keys(deployment):
 def test_admin_endpoints(deployment):
     env, base = deployment
     member = new_key(env, "mem")
-    r = httpx.get(f"{base}/v1/admin/users", headers={"x-api-key": member})
+    r = HTTP.get(f"{base}/v1/admin/users", headers={"x-api-key": member})
     assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error"
     admin = {"x-api-key": KEY}  # the bootstrap key acts as an administrator
-    assert httpx.post(f"{base}/v1/admin/users", headers=admin, json={"username": "newbie", "role": "pending"}).status_code == 200
-    assert httpx.post(f"{base}/v1/admin/users/newbie/approve", headers=admin).json()["role"] == "member"
-    made = httpx.post(f"{base}/v1/admin/keys", headers=admin, json={"user": "newbie", "rpm": 7}).json()
+    assert HTTP.post(f"{base}/v1/admin/users", headers=admin, json={"username": "newbie", "role": "pending"}).status_code == 200
+    assert HTTP.post(f"{base}/v1/admin/users/newbie/approve", headers=admin).json()["role"] == "member"
+    made = HTTP.post(f"{base}/v1/admin/keys", headers=admin, json={"user": "newbie", "rpm": 7}).json()
     assert made["key"].startswith("sk-candor-") and made["rpm"] == 7
     client(base, made["key"]).messages.create(model="candor-instant", max_tokens=1, messages=MSG)
-    usage = httpx.get(f"{base}/v1/admin/usage?by=user", headers=admin).json()["data"]
+    usage = HTTP.get(f"{base}/v1/admin/usage?by=user", headers=admin).json()["data"]
     assert sum(r["requests"] for r in usage) >= 1
-    assert httpx.post(f"{base}/v1/admin/keys/{made['id']}/revoke", headers=admin).json()["revoked_at"]
-    exported = httpx.get(f"{base}/v1/admin/users/newbie/export", headers=admin).json()
+    assert HTTP.post(f"{base}/v1/admin/keys/{made['id']}/revoke", headers=admin).json()["revoked_at"]
+    exported = HTTP.get(f"{base}/v1/admin/users/newbie/export", headers=admin).json()
     assert exported["user"]["username"] == "newbie" and len(exported["keys"]) == 1
-    assert httpx.delete(f"{base}/v1/admin/users/newbie", headers=admin).status_code == 200
-    bad = httpx.post(f"{base}/v1/admin/users", headers=admin, json={"username": "x", "role": "wizard"})
+    assert HTTP.delete(f"{base}/v1/admin/users/newbie", headers=admin).status_code == 200
+    bad = HTTP.post(f"{base}/v1/admin/users", headers=admin, json={"username": "x", "role": "wizard"})
     assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("role:")
 
 
@@ -141,7 +143,7 @@ def test_limit_holds_across_two_worker_processes(backend, tmp_path):
     proc, base = start_server("--workers", "2", env=env)
     try:
         def call(_):
-            return httpx.post(f"{base}/v1/messages", headers={"x-api-key": key}, timeout=120, json={
+            return HTTP.post(f"{base}/v1/messages", headers={"x-api-key": key}, timeout=120, json={
                 "model": "candor-instant", "max_tokens": 1, "messages": MSG}).status_code
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:

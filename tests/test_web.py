@@ -15,6 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+HTTP = httpx.Client(timeout=120)  # generous: a loaded CI machine can be slow to answer
+
 from test_api import start_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -120,9 +122,9 @@ def test_stop_ends_generation_on_the_server(site, page):
     page.click("#stop")
     page.wait_for_selector("#send:not([hidden])")
     deadline = time.time() + 10
-    while time.time() < deadline and httpx.get(f"{base}/health").json()["models"][0]["busy"]:
+    while time.time() < deadline and HTTP.get(f"{base}/health").json()["models"][0]["busy"]:
         time.sleep(0.1)
-    assert not httpx.get(f"{base}/health").json()["models"][0]["busy"]
+    assert not HTTP.get(f"{base}/health").json()["models"][0]["busy"]
     page.reload()  # the stopped answer was kept, marked as stopped
     page.wait_for_selector(".msg.assistant .stats:has-text('stopped')")
     shot(page, "stopped")
