@@ -24,14 +24,18 @@ class FormatSpec:
     fmt: str
     schema: dict[str, Any] | None
     grammar: str
+    options: tuple[tuple[str, Any], ...] = ()
 
     def check(self, text: str, finish: Finish) -> Any:
-        """The parsed value, or None when generation stopped before the output was complete."""
-        if finish.stop_reason == "max_tokens":
-            return None
+        """The parsed value as JSON data, or None when generation stopped before the output
+        could be complete (max_tokens, or a caller's stop sequence); the stop reason says so.
+        A finished answer that does not parse is a FormatError (500): it means a grammar bug."""
         from candor import formats
 
-        return formats.validate(self.fmt, text, self.schema)
+        if finish.stop_reason in ("max_tokens", "stop_sequence"):
+            return None
+        value = formats.validate(self.fmt, text, self.schema, **dict(self.options))
+        return formats.to_jsonable(self.fmt, value)
 
 
 def make_spec(fmt: str, schema: dict[str, Any] | None, field: str, options: dict[str, Any] | None = None) -> FormatSpec:
@@ -44,8 +48,16 @@ def make_spec(fmt: str, schema: dict[str, Any] | None, field: str, options: dict
             raise InvalidRequestError("a schema is only supported with the json format", field=field)
         if not isinstance(schema, dict):
             raise InvalidRequestError("schema must be a JSON object", field=field)
-        formats.check_schema(schema)
-    return FormatSpec(fmt, schema, formats.grammar_for(fmt, schema, **(options or {})))
+        formats.check_schema(schema, field=field)
+    options = dict(options or {})
+    try:
+        grammar = formats.grammar_for(fmt, schema, **options)
+    except InvalidRequestError as exc:
+        if exc.field in (None, "schema", "format"):
+            raise
+        message = exc.message.removeprefix(f"{exc.field}: ")
+        raise InvalidRequestError(message, field=f"candor.{exc.field}") from None
+    return FormatSpec(fmt, schema, grammar, tuple(sorted(options.items(), key=lambda kv: kv[0])))
 
 
 def _from_candor(ext: dict[str, Any] | None) -> FormatSpec | None:

@@ -63,11 +63,22 @@ def build_request(model: LoadedModel, messages: Iterable[Message | Mapping[str, 
         sampling=SamplingParams(params.temperature, params.top_p, params.top_k, params.seed),
         stop_sequences=tuple(params.stop_sequences),
         end_sequences=rendered.end_sequences,
-        grammar=params.grammar,
+        grammar=_grammar_with_end(params.grammar, rendered),
         messages=tuple(wire),
     )
     request.validate()
     return request, rendered
+
+
+def _grammar_with_end(grammar: str | None, rendered: RenderedPrompt) -> str | None:
+    """A format grammar that also lets the answer end the way the prompt format ends a turn
+    (plain-text end sequences only; a chat template ends with an end-of-generation token,
+    which llama.cpp's grammar sampler already allows once the value is complete)."""
+    if not grammar or not rendered.end_sequences:
+        return grammar
+    from candor.formats import allow_end
+
+    return allow_end(grammar, rendered.end_sequences[0])
 
 
 async def stream_chat(model: LoadedModel, messages: Iterable[Message | Mapping[str, str]],

@@ -209,10 +209,18 @@ class LlamaEngine(Engine):
 
     # -- worker thread ---------------------------------------------------------------------
     def _compile_grammar(self, grammar: str):
+        """Parse the grammar once here: llama.cpp crashes the process when generation starts
+        with a grammar it cannot parse, so a bad one must be refused before that."""
+        lib = self._llama_cpp
         try:
-            return self._llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)
-        except (ValueError, RuntimeError) as exc:
+            sampler = lib.llama_sampler_init_grammar(self._vocab, grammar.encode("utf-8"), b"root")
+        except (ValueError, RuntimeError, UnicodeError) as exc:
             raise InvalidRequestError(f"invalid grammar: {exc}", field="grammar") from exc
+        if not sampler:
+            raise InvalidRequestError("invalid grammar: llama.cpp could not parse it (undefined rule, "
+                                      "bad syntax or no root rule)", field="grammar")
+        lib.llama_sampler_free(sampler)
+        return lib.LlamaGrammar.from_string(grammar, verbose=False)
 
     def _run(self, tokens: list[int], request: GenerateRequest, grammar, cancel: threading.Event,
              put: Callable[[Event | BaseException], None]) -> None:
