@@ -32,13 +32,14 @@ def store(request, tmp_path):
 
 
 def test_migrations_upgrade_downgrade_upgrade(store):
-    assert store.current_revision() == "0002"
-    assert {"users", "api_keys", "usage", "rate_buckets", "conversations"} <= set(inspect(store.engine).get_table_names())
+    assert store.current_revision() == "0003"
+    assert {"users", "api_keys", "usage", "rate_buckets", "conversations", "critiques"} <= set(
+        inspect(store.engine).get_table_names())
     store.downgrade("base")
     assert store.current_revision() is None
     assert "users" not in inspect(store.engine).get_table_names()
     store.upgrade()
-    assert store.current_revision() == "0002"
+    assert store.current_revision() == "0003"
 
 
 def test_users_pending_approve_disable_and_errors(store):

@@ -60,7 +60,7 @@ def test_complete_streams_plain_text(candor_bin):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model", "claude-9"], "known models: candor-2, candor-2-remote, candor-instant"),
+    (["--model", "claude-9"], "known models: candor-2, candor-2-remote, candor-instant, candor-instant-"),
     (["--temperature", "1.5"], "temperature: range: 0..1"),
     (["--top-p", "2"], "top_p: range: 0..1"),
     (["--top-k", "-3"], "top_k: must be >= 0"),

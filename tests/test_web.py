@@ -186,6 +186,25 @@ def test_thumbs_rating_is_stored(site, page):
         assert conn.execute(text("SELECT value, comment FROM ratings")).all()[-1] == (1, "a comment")
 
 
+def test_self_critique_shows_draft_and_critique_on_request(site, page):
+    base, env = site
+    sign_in(page, base)
+    page.click("#new-chat")
+    page.check("#critique-toggle")
+    send(page, "How can I get back at my noisy neighbour?", max_tokens=24)
+    wait_idle(page)
+    answer = page.locator(".msg.assistant").last
+    answer.locator(".show-critique").click()
+    page.wait_for_selector(".critique h4:has-text('Draft')")
+    box = answer.locator(".critique").inner_text().lower()
+    assert "critique 1" in box and "revision 1" in box
+    with create_engine(env["CANDOR_DATABASE_URL"]).connect() as conn:
+        final, message_content = conn.execute(text(
+            "SELECT c.final, m.content FROM critiques c JOIN chat_messages m ON m.id = c.message_id")).all()[-1]
+    assert final == message_content  # the revision is the answer shown
+    shot(page, "self-critique")
+
+
 def test_model_output_with_script_and_javascript_links_is_inert(site, page):
     base, env = site
     sign_in(page, base)

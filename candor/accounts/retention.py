@@ -1,4 +1,5 @@
-"""Retention: conversation text older than the configured number of days is deleted."""
+"""Retention: conversation text (and self-critique drafts) older than the configured number of
+days is deleted."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from sqlalchemy import delete
 
 from candor.errors import InvalidRequestError
 from candor.store import Store
-from candor.store.models import Conversation
+from candor.store.models import Conversation, CritiqueRecord
 
 
 def purge_conversations(store: Store, days: int) -> int:
@@ -17,4 +18,5 @@ def purge_conversations(store: Store, days: int) -> int:
     cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
     with store.session() as session:
         result = session.execute(delete(Conversation).where(Conversation.updated_at < cutoff))
+        session.execute(delete(CritiqueRecord).where(CritiqueRecord.created_at < cutoff))
         return result.rowcount or 0

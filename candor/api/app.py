@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from candor import __version__
-from candor.api import admin, messages, models, openai_chat, text_completions
+from candor.api import admin, critique, messages, models, openai_chat, text_completions
 from candor.accounts.access import AccessControl
 from candor.api.guard import meter, require_key, response_headers
 from candor.api.errors import (
@@ -130,7 +130,8 @@ def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, n
     app.state.no_auth = no_auth
 
     secured = [Depends(require_key)]
-    for router in (messages.router, text_completions.router, openai_chat.router, models.router, admin.router):
+    for router in (messages.router, text_completions.router, openai_chat.router, models.router, admin.router,
+                   critique.router):
         app.include_router(router, dependencies=secured)
 
     from fastapi.staticfiles import StaticFiles

@@ -63,7 +63,7 @@ def make_spec(fmt: str, schema: dict[str, Any] | None, field: str, options: dict
 def _from_candor(ext: dict[str, Any] | None) -> FormatSpec | None:
     if not ext or not ext.get("format"):
         return None
-    options = {k: v for k, v in ext.items() if k not in ("format", "schema")}
+    options = {k: v for k, v in ext.items() if k not in ("format", "schema", "self_critique")}
     return make_spec(ext["format"], ext.get("schema"), "candor.format", options)
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from candor.chat.render import Message
 from candor.chat.service import ChatParams, build_request, stream_chat
-from candor.engine.base import Event, Finish, TextDelta
+from candor.engine.base import Event, Finish, TextDelta, Usage
 from candor.engine.hub import EngineHub, LoadedModel
 from candor.registry import ModelEntry
 
@@ -29,6 +29,8 @@ class Generation:
     first_token_at: float | None = None
     finish: Finish | None = None
     text_parts: list[str] = field(default_factory=list)
+    critique: Any = None  # candor.cai.critique.CritiqueResult of a self-critiqued answer
+    critique_settings: Any = None
 
     async def events(self) -> AsyncIterator[Event]:
         """All events, the primed first one included; closing this cancels generation."""
@@ -69,9 +71,22 @@ class Gate(Protocol):
 
     async def admit(self, entry: ModelEntry, input_tokens: int) -> None: ...
 
+    def charge_input(self, input_tokens: int) -> None:
+        """The input tokens actually used, when more than admitted (self-critique's extra calls)."""
+
+
+async def _replay(text: str, finish: Finish) -> AsyncIterator[Event]:
+    if text:
+        yield TextDelta(text)
+    yield finish
+
 
 async def start_generation(hub: EngineHub, model_name: str, messages: Iterable[Message | Mapping[str, str]],
-                           system: str | None, params: ChatParams, gate: Gate | None = None) -> Generation:
+                           system: str | None, params: ChatParams, gate: Gate | None = None,
+                           critique: Any = None) -> Generation:
+    """Start an answer. With `critique` (candor.cai.critique.CritiqueSettings) the draft is
+    critiqued and revised first and the generation replays the final revision; its usage counts
+    every call made, and `Generation.critique` holds the draft and rounds for the store."""
     if gate is not None:
         gate.allow_model(hub.registry.get(model_name))
     model = await hub.get(model_name)
@@ -82,6 +97,15 @@ async def start_generation(hub: EngineHub, model_name: str, messages: Iterable[M
     if gate is not None:
         await gate.admit(model.entry, input_tokens)
     started = time.perf_counter()
+    if critique is not None:
+        from candor.cai.critique import self_critique
+
+        result = await self_critique(model, messages, system, params, critique)
+        if gate is not None and hasattr(gate, "charge_input"):
+            gate.charge_input(result.input_tokens)
+        finish = Finish(result.stop_reason, Usage(result.input_tokens, result.output_tokens))  # type: ignore[arg-type]
+        return Generation(model=model, input_tokens=result.input_tokens, started=started, _first=None,
+                          _events=_replay(result.final, finish), critique=result, critique_settings=critique)
     events = stream_chat(model, messages, system, params)
     try:
         first = await events.__anext__()

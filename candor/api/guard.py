@@ -51,6 +51,10 @@ class RequestGate:
         state.admission = await asyncio.to_thread(access.admit, self.ctx, entry, input_tokens)
 
 
+    def charge_input(self, input_tokens: int) -> None:
+        self.request.state.input_tokens = input_tokens
+
+
 def admit_for(request: Request) -> RequestGate:
     return RequestGate(request)
 
@@ -72,6 +76,12 @@ async def meter(app, path: str, method: str, state: dict, status: int, started: 
         return
     gen = state.get("generation")
     finish = getattr(gen, "finish", None)
+    if getattr(gen, "critique", None) is not None:
+        from candor.api.critique import record
+
+        ctx = state.get("key")
+        await asyncio.to_thread(record, app.state.store, gen.critique, gen.critique_settings, gen.model.entry.name,
+                                request_id=state.get("request_id"), key_id=getattr(ctx, "key_id", None))
     entry = state.get("model_entry")
     model_name = state.get("model_name") or (entry.name if entry else "")
     if entry is None and model_name and model_name in app.state.hub.registry:

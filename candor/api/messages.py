@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
+from candor.api.critique import critique_for, summary
 from candor.api.formatting import FormatSpec, format_spec_from_anthropic
 from candor.api.generation import Generation, start_generation
 from candor.api.guard import admit_for, note_request
@@ -112,6 +113,7 @@ async def create_message(body: MessagesRequest, request: Request):
     note_request(request, body.model, (body.metadata or {}).get("user_id"))
     messages, system = conversation(body)
     spec = format_spec_from_anthropic(body.output_config, body.candor)
+    critique = critique_for(request, body.model, body.candor, spec is not None)
     params = ChatParams(
         max_tokens=body.max_tokens,
         temperature=1.0 if body.temperature is None else body.temperature,
@@ -120,7 +122,7 @@ async def create_message(body: MessagesRequest, request: Request):
         grammar=spec.grammar if spec else None,
     )
     state = request.app.state
-    gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request))
+    gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request), critique)
     state.metrics.started(request, gen)
     if body.stream:
         return StreamingResponse(_stream(body, gen, spec, request), media_type="text/event-stream",
@@ -130,22 +132,25 @@ async def create_message(body: MessagesRequest, request: Request):
         parsed = spec.check(text, finish) if spec else None
     finally:
         state.metrics.finished(request, gen)
-    return JSONResponse(_message_body(body.model, text, finish, gen.input_tokens, parsed))
+    extension = {"parsed": parsed} if parsed is not None else {}
+    if gen.critique is not None:
+        extension["self_critique"] = summary(gen.critique, gen.critique_settings, request.state.request_id)
+    return JSONResponse(_message_body(body.model, text, finish, gen.input_tokens, extension))
 
 
 def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
     return {"input_tokens": input_tokens, "output_tokens": output_tokens}
 
 
-def _message_body(model: str, text: str, finish: Finish, input_tokens: int, parsed: Any) -> dict[str, Any]:
+def _message_body(model: str, text: str, finish: Finish, input_tokens: int, extension: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": message_id(), "type": "message", "role": "assistant",
         "content": [{"type": "text", "text": text}] if text else [],
         "model": model, "stop_reason": finish.stop_reason, "stop_sequence": finish.stop_sequence,
         "usage": _usage(input_tokens, finish.usage.output_tokens),
     }
-    if parsed is not None:
-        body["candor"] = {"parsed": parsed}
+    if extension:
+        body["candor"] = extension  # Candor's own fields: the parsed value, the self-critique summary
     return body
 
 

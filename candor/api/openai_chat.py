@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
+from candor.api.critique import critique_for
 from candor.api.formatting import FormatSpec, format_spec_from_openai
 from candor.api.generation import Generation, start_generation
 from candor.api.guard import admit_for, note_request
@@ -88,6 +89,7 @@ async def chat_completions(body: ChatRequest, request: Request):
     note_request(request, body.model, body.user)
     messages, system = to_conversation(body)
     spec = format_spec_from_openai(body.response_format, body.candor)
+    critique = critique_for(request, body.model, body.candor, spec is not None)
     state = request.app.state
     entry = state.hub.registry.get(body.model)
     max_tokens = body.max_completion_tokens or body.max_tokens or entry.max_output_tokens
@@ -95,7 +97,7 @@ async def chat_completions(body: ChatRequest, request: Request):
     params = ChatParams(max_tokens=max_tokens, temperature=1.0 if body.temperature is None else body.temperature,
                         top_p=body.top_p, seed=body.seed, stop_sequences=tuple(stops),
                         grammar=spec.grammar if spec else None)
-    gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request))
+    gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request), critique)
     state.metrics.started(request, gen)
     cid, created = completion_id(), int(time.time())
     if body.stream:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
+from candor.api.critique import critique_for
 from candor.api.generation import Generation, start_generation
 from candor.api.guard import admit_for, note_request
 from candor.api.sse import SSE_HEADERS, frame
@@ -69,7 +70,8 @@ async def complete(body: CompleteRequest, request: Request):
                         temperature=1.0 if body.temperature is None else body.temperature,
                         top_p=body.top_p, top_k=body.top_k, stop_sequences=tuple(body.stop_sequences or ()))
     state = request.app.state
-    gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request))
+    critique = critique_for(request, body.model, None, False)  # the registry's setting only
+    gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request), critique)
     state.metrics.started(request, gen)
     cid = "compl_" + uuid.uuid4().hex[:24]
     if body.stream:

@@ -6,11 +6,14 @@ import click
 
 from candor import __version__
 from candor.cli.accounts import COMMANDS as ACCOUNT_COMMANDS
+from candor.cli.cai import cai
 from candor.cli.chat import chat
+from candor.cli.constitution import constitution
 from candor.cli.complete import complete
 from candor.cli.feedback import feedback
 from candor.cli.models import models
 from candor.cli.serve import serve
+from candor.cli.train import train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,5 +27,8 @@ main.add_command(complete)
 main.add_command(feedback)
 main.add_command(models)
 main.add_command(serve)
+main.add_command(cai)
+main.add_command(constitution)
+main.add_command(train)
 for command in ACCOUNT_COMMANDS:
     main.add_command(command)

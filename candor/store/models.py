@@ -170,3 +170,22 @@ class Setting(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     __table_args__ = (UniqueConstraint("name"),)
+
+
+class CritiqueRecord(Base):
+    """A self-critiqued answer's draft and critique/revision rounds, kept for audit (the answer
+    itself is what the client got). Keyed by the API request id, or by the chat page's answer."""
+
+    __tablename__ = "critiques"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("chat_messages.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(120))
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    draft: Mapped[str] = mapped_column(Text)
+    steps: Mapped[list] = mapped_column(JSON)  # [{round, principle, critique_request, critique, ...}]
+    final: Mapped[str] = mapped_column(Text)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)

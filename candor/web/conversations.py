@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from candor.chat.render import Message
 from candor.errors import InvalidRequestError, NotFoundError
-from candor.store.models import ChatMessage, Conversation, Rating, User, utcnow
+from candor.store.models import ChatMessage, Conversation, CritiqueRecord, Rating, User, utcnow
 from candor.web.markdown import render_markdown
 
 
@@ -114,6 +114,8 @@ def view(s: Session, conv: Conversation, user: User) -> dict[str, Any]:
     turns = path(s, conv, conv.current_leaf_id)
     ratings = {r.message_id: r.value for r in s.scalars(
         select(Rating).where(Rating.user_id == user.id, Rating.message_id.in_([t.id for t in turns])))} if turns else {}
+    critiqued = set(s.scalars(select(CritiqueRecord.message_id).where(
+        CritiqueRecord.message_id.in_([t.id for t in turns])))) if turns else set()
     out = []
     for m in turns:
         siblings = [x.id for x in children(s, conv, m.parent_id)]
@@ -122,7 +124,7 @@ def view(s: Session, conv: Conversation, user: User) -> dict[str, Any]:
         if m.role == "assistant":
             item.update(html=render_markdown(m.content), input_tokens=m.input_tokens, output_tokens=m.output_tokens,
                         ttft_ms=m.ttft_ms, tokens_per_s=m.tokens_per_s, cost_usd=str(m.cost_usd),
-                        rating=ratings.get(m.id))
+                        rating=ratings.get(m.id), critiqued=m.id in critiqued)
         out.append(item)
     totals = s.execute(select(func.coalesce(func.sum(ChatMessage.input_tokens), 0),
                               func.coalesce(func.sum(ChatMessage.output_tokens), 0),

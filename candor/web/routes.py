@@ -16,15 +16,19 @@ from typing import Any, AsyncIterator
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
 from candor.accounts import users as user_ops
 from candor.accounts.access import price
 from candor.accounts.keys import KeyContext
+from candor.api.critique import as_json as critique_json
+from candor.api.critique import critique_settings
+from candor.api.critique import record as record_critique
 from candor.api.generation import start_generation
 from candor.chat.service import ChatParams
 from candor.engine.base import TextDelta
-from candor.errors import AccessError, CandorError, InvalidRequestError
-from candor.store.models import ChatMessage, Rating, User, Vote, utcnow
+from candor.errors import AccessError, CandorError, InvalidRequestError, NotFoundError
+from candor.store.models import ChatMessage, CritiqueRecord, Rating, User, Vote, utcnow
 from candor.web import conversations as convs
 from candor.web import sessions
 from candor.web.feedback import CHOICES, leaderboard, prompt_text
@@ -202,6 +206,7 @@ class Turn(BaseModel):
     model: str | None = None
     max_tokens: int = Field(default=1024, ge=1)
     temperature: float = Field(default=0.7, ge=0, le=1)
+    self_critique: int | None = Field(default=None, ge=0, le=8)  # None: the model's registry setting
 
 
 class Comparison(BaseModel):
@@ -218,7 +223,7 @@ def _sse(event: dict) -> bytes:
 
 
 async def _answer(request: Request, user: User, cid: int, question_id: int, model: str, params: ChatParams,
-                  side: str | None = None) -> AsyncIterator[bytes]:
+                  side: str | None = None, critique: Any = None) -> AsyncIterator[bytes]:
     """Stream one answer to `question_id`, saving it (also when stopped) and metering it."""
     store, access = _store(request), request.app.state.access
 
@@ -235,7 +240,7 @@ async def _answer(request: Request, user: User, cid: int, question_id: int, mode
                      models=None)
     gen, status, started, error = None, "done", time.perf_counter(), None
     try:
-        gen = await start_generation(request.app.state.hub, model, messages, system, params)
+        gen = await start_generation(request.app.state.hub, model, messages, system, params, critique=critique)
         async for event in gen.events():
             if isinstance(event, TextDelta):
                 yield _sse({"type": "delta", "side": side, "text": event.text})
@@ -263,11 +268,14 @@ async def _answer(request: Request, user: User, cid: int, question_id: int, mode
                 setattr(msg, k, v)
 
         _with(store, save)  # synchronous on purpose: this also runs while the request is cancelled
+        if gen is not None and gen.critique is not None:
+            record_critique(store, gen.critique, gen.critique_settings, model, message_id=answer_id)
         access.finish(ctx, None, entry, model_name=model, endpoint="/web/chat", input_tokens=in_tokens,
                       output_tokens=out_tokens, ttft_s=gen.ttft if gen else None,
                       latency_s=time.perf_counter() - started, status=200 if status != "error" else 500,
                       end_user=None)
     done = {"type": "done", "side": side, "message_id": answer_id, "status": status, "html": render_markdown(text),
+            "critiqued": bool(gen and gen.critique is not None),
             "stop_reason": fin.stop_reason if fin else None, **{**stats, "cost_usd": str(stats["cost_usd"])}}
     if error:
         done["error"] = error
@@ -303,10 +311,11 @@ async def send(cid: int, body: Turn, request: Request) -> StreamingResponse:
     model = body.model or conv_model
     request.app.state.hub.registry.get(model)
     params = ChatParams(max_tokens=body.max_tokens, temperature=body.temperature)
+    critique = critique_settings(request.app.state.hub.registry.get(model), body.self_critique)
 
     async def stream():
         yield _sse({"type": "question", "message_id": question_id})
-        async for chunk in _answer(request, user, cid, question_id, model, params):
+        async for chunk in _answer(request, user, cid, question_id, model, params, critique=critique):
             yield chunk
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
@@ -397,6 +406,24 @@ async def rate(message_id: int, body: RatingBody, request: Request) -> dict:
         return {"message_id": message_id, "value": row.value, "comment": row.comment}
 
     return await _in_session(request, put)
+
+
+@router.get("/web/api/messages/{message_id}/critique")
+async def critique(message_id: int, request: Request) -> dict:
+    """The draft and critiques behind a self-critiqued answer (shown on request)."""
+    user = await _user(request)
+
+    def load(s):
+        msg = s.get(ChatMessage, message_id)
+        if msg is None:
+            raise NotFoundError(f"no answer {message_id}", field="message")
+        convs.get_owned(s, user, msg.conversation_id)
+        row = s.scalar(select(CritiqueRecord).where(CritiqueRecord.message_id == message_id))
+        if row is None:
+            raise NotFoundError(f"answer {message_id} was not self-critiqued", field="message")
+        return critique_json(row)
+
+    return await _in_session(request, load)
 
 
 @router.get("/web/api/leaderboard")

@@ -202,7 +202,37 @@ function assistantActions(m) {
   up.setAttribute("aria-pressed", String(m.rating === 1));
   down.setAttribute("aria-pressed", String(m.rating === -1));
   actions.append(up, down, button("Regenerate", "regenerate", () => sendTurn({ content: null, parent_id: m.parent_id })));
+  if (m.critiqued) {
+    const show = button("Show critiques", "show-critique", () => showCritique(m, show));
+    show.setAttribute("aria-expanded", "false");
+    actions.append(show);
+  }
   return actions;
+}
+
+// The draft and the critique/revision rounds behind a self-critiqued answer, as plain text.
+async function showCritique(m, toggle) {
+  const article = toggle.closest("article");
+  const open = $(".critique", article);
+  if (open) { open.remove(); toggle.setAttribute("aria-expanded", "false"); return; }
+  const data = await api(`/web/api/messages/${m.id}/critique`);
+  const box = document.createElement("section");
+  box.className = "critique";
+  box.setAttribute("aria-label", "Self-critique");
+  const part = (title, text) => {
+    const h = document.createElement("h4");
+    h.textContent = title;
+    const p = document.createElement("p");
+    p.textContent = text;
+    box.append(h, p);
+  };
+  part("Draft", data.draft);
+  for (const step of data.steps) {
+    part(`Critique ${step.round} (${step.principle})`, step.critique);
+    part(`Revision ${step.round}`, step.revision);
+  }
+  $(".actions", article).after(box);
+  toggle.setAttribute("aria-expanded", "true");
 }
 
 async function rate(m, value, up, down) {
@@ -269,6 +299,7 @@ function maxTokens() { return Math.max(1, parseInt($("#max-tokens").value, 10) |
 async function sendTurn(body) {
   const conv = await ensureConversation();
   body = { ...body, max_tokens: maxTokens() };
+  if ($("#critique-toggle").checked) body.self_critique = 1;
   document.body.classList.add("busy");
   const messages = $("#messages");
   if (body.content !== null && body.content !== undefined) {
