@@ -11,7 +11,9 @@ from candor.cli.chat import chat
 from candor.cli.constitution import constitution
 from candor.cli.complete import complete
 from candor.cli.feedback import feedback
+from candor.cli.eval import eval_command
 from candor.cli.models import models
+from candor.cli.report import report
 from candor.cli.serve import serve
 from candor.cli.train import train
 
@@ -25,7 +27,9 @@ def main():
 main.add_command(chat)
 main.add_command(complete)
 main.add_command(feedback)
+main.add_command(eval_command)
 main.add_command(models)
+main.add_command(report)
 main.add_command(serve)
 main.add_command(cai)
 main.add_command(constitution)
