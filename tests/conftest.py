@@ -40,3 +40,21 @@ def engine(model_path):
 def candor_bin() -> list[str]:
     """Command prefix that runs the CLI from this interpreter's environment."""
     return [sys.executable, "-m", "candor"]
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    """The official anthropic SDK pointed at the module's `server` fixture."""
+    import anthropic
+    from test_api import KEY
+
+    return anthropic.Anthropic(api_key=KEY, base_url=server, max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def oai(server):
+    """The official openai SDK pointed at the module's `server` fixture."""
+    import openai
+    from test_api import KEY
+
+    return openai.OpenAI(api_key=KEY, base_url=f"{server}/v1", max_retries=0)

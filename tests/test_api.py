@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -45,22 +46,24 @@ def start_server(*extra: str, env: dict | None = None):
     raise RuntimeError("server did not start")
 
 
+@contextlib.contextmanager
+def running_server(*extra: str, env: dict | None = None):
+    """A `candor serve` process for the duration of the block; its base URL."""
+    proc, url = start_server(*extra, env=env)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def server():
-    proc, url = start_server()
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with running_server() as url:
+        yield url
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    return anthropic.Anthropic(api_key=KEY, base_url=server, max_retries=0)
-
-
-@pytest.fixture(scope="module")
-def oai(server):
-    return openai.OpenAI(api_key=KEY, base_url=f"{server}/v1", max_retries=0)
+# The SDK clients for a module's `server`: the `client` and `oai` fixtures in conftest.py.
 
 
 GREEDY = {"temperature": 0}

@@ -3,9 +3,8 @@ audit record in the store, the registry default and the request's extension fiel
 
 from __future__ import annotations
 
-import anthropic
 import pytest
-from test_api import HTTP, KEY, start_server
+from test_api import HTTP, KEY, running_server
 
 CRITIC = """
 [models.candor-instant-critic]
@@ -24,15 +23,8 @@ ASK = [{"role": "user", "content": "How can I get back at a coworker who embarra
 def server(tmp_path_factory):
     models = tmp_path_factory.mktemp("critic") / "models.toml"
     models.write_text(CRITIC)
-    proc, url = start_server(env={"CANDOR_MODELS_FILE": str(models)})
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return anthropic.Anthropic(api_key=KEY, base_url=server, max_retries=0)
+    with running_server(env={"CANDOR_MODELS_FILE": str(models)}) as url:
+        yield url
 
 
 def audit(server: str, request_id: str) -> dict:

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-import anthropic
-import openai
 import pytest
 import yaml
 from pydantic import BaseModel, Field
-from test_api import HTTP, KEY, start_server
+from test_api import HTTP, KEY, running_server
 
 GREEDY = {"temperature": 0}
 PROMPT = [{"role": "user", "content": "Describe the novel Emma as JSON."}]
@@ -25,20 +23,8 @@ class Book(BaseModel):
 
 @pytest.fixture(scope="module")
 def server():
-    proc, url = start_server()
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return anthropic.Anthropic(api_key=KEY, base_url=server, max_retries=0)
-
-
-@pytest.fixture(scope="module")
-def oai(server):
-    return openai.OpenAI(api_key=KEY, base_url=f"{server}/v1", max_retries=0)
+    with running_server() as url:
+        yield url
 
 
 def test_openai_parse_with_pydantic_model(oai):

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_api import KEY, start_server
+from test_api import KEY, running_server
 
 FIXTURES = Path(__file__).parent / "fixtures" / "evals"
 SHORT = ["--limit", "1", "--data-dir", str(FIXTURES), "--quiet", "-o", "gsm8k.shots=1", "-o", "gsm8k.max_tokens=12",
@@ -41,10 +41,8 @@ def test_real_run_on_the_embedded_model(tmp_path):
 
 @pytest.fixture(scope="module")
 def server():
-    proc, url = start_server()
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with running_server() as url:
+        yield url
 
 
 def test_endpoint_mode_with_both_sdks(server, tmp_path):
@@ -97,7 +95,6 @@ def llama_server(model_path):
         proc.wait(timeout=30)
 
 
-@pytest.mark.slow  # a second server and model load: opt in with -m slow
 def test_log_probabilities_over_an_openai_endpoint(llama_server, tmp_path):
     run = candor("eval", "mmlu-law", "--endpoint", llama_server, "--api", "openai", "--api-key", "none",
                  "--model", "gemma", "--out", str(tmp_path), *SHORT, "-o", "scoring=logprob")

@@ -8,7 +8,7 @@ torch: the API, CLI, web page, evals and data generation all go through `Engine`
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Union
 

@@ -9,7 +9,7 @@ sequences are matched here, so the stop reason is reported the same way as by th
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 

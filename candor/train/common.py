@@ -41,6 +41,23 @@ class LoraSettings:
     lora_targets: str = opt("q_proj,k_proj,v_proj,o_proj", "Comma-separated module names to adapt.")
 
 
+@dataclass
+class LoopSettings:
+    """The training-loop settings SFT and DPO share (each sets its own batch size and rate)."""
+
+    dedup_threshold: float = opt(0.8, "Jaccard similarity at which two examples count as near-duplicates (>1: off).")
+    epochs: float = opt(1.0, "Passes over the data (the paper: 1).")
+    max_steps: int = opt(-1, "Stop after this many optimiser steps (-1: run the epochs).")
+    grad_accum: int = opt(1, "Gradient accumulation steps.")
+    lr_scheduler: str = opt("constant", "Learning-rate schedule (the paper: constant).")
+    warmup_steps: int = opt(0, "Linear warm-up steps.")
+    save_steps: int = opt(0, "Save a checkpoint of the adapter every this many steps (0: only at the end).")
+    logging_steps: int = opt(5, "Log the loss every this many steps.")
+    seed: int = opt(0, "Seed for shuffling and initialisation.")
+    threads: int = opt(0, "CPU threads for torch (0: all cores).")
+    overwrite: bool = opt(False, "Replace a non-empty output folder.")
+
+
 # -- the base model ------------------------------------------------------------------------------
 def base_gguf(model_name: str = "candor-instant") -> Path:
     """The GGUF file behind a registry entry (assembled from its package if needed)."""

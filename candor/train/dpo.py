@@ -23,6 +23,7 @@ from typing import Any
 
 from candor.chat.render import ASSISTANT, HUMAN, Message
 from candor.train.common import (
+    LoopSettings,
     LoraSettings,
     check_output_dir,
     hardware,
@@ -41,28 +42,17 @@ from candor.train.common import (
 
 
 @dataclass
-class DPOSettings(LoraSettings):
+class DPOSettings(LoraSettings, LoopSettings):
     out: str = opt("runs/dpo", "Output folder for the adapter, config, metrics and model card.")
     base: str = opt("candor-instant", "Registry name of an embedded model, or a Hugging Face folder.")
     init_adapter: str = opt("", "Adapter to start from (the SL-CAI adapter); also the frozen reference.")
     data: list = opt([], "JSONL files of AI-labelled pairs from `candor cai feedback`.")
     votes: list = opt([], "JSONL files of preference votes exported from the chat page.")
     min_confidence: float = opt(0.55, "Drop AI-labelled pairs whose label confidence max(p, 1-p) is lower.")
-    dedup_threshold: float = opt(0.8, "Jaccard similarity at which two pairs count as near-duplicates (>1: off).")
     beta: float = opt(0.1, "DPO beta: how far the policy may move from the reference.")
     max_length: int = opt(384, "Longest prompt+answer in tokens.")
-    epochs: float = opt(1.0, "Passes over the pairs.")
-    max_steps: int = opt(-1, "Stop after this many optimiser steps (-1: run the epochs).")
     batch_size: int = opt(4, "Pairs per device per step.")
-    grad_accum: int = opt(1, "Gradient accumulation steps.")
     learning_rate: float = opt(2e-5, "Learning rate (LoRA DPO: ~1e-5 to 5e-5).")
-    lr_scheduler: str = opt("constant", "Learning-rate schedule.")
-    warmup_steps: int = opt(0, "Linear warm-up steps.")
-    save_steps: int = opt(0, "Save a checkpoint of the adapter every this many steps (0: only at the end).")
-    logging_steps: int = opt(5, "Log every this many steps.")
-    seed: int = opt(0, "Seed for shuffling and initialisation.")
-    threads: int = opt(0, "CPU threads for torch (0: all cores).")
-    overwrite: bool = opt(False, "Replace a non-empty output folder.")
 
 
 def pair_from_row(row: dict[str, Any]) -> tuple[str, str, str] | None:

@@ -139,10 +139,10 @@ def register(name: str, adapter_gguf: Path, models_file: Path, base: str = "cand
 
 
 def export(cfg: ExportSettings, log=print) -> dict:
-    adapter_dir = Path(cfg.adapter).expanduser()
+    adapter_dir = Path(cfg.adapter).expanduser().resolve()  # the converter runs in its own folder
     if not cfg.adapter or not adapter_dir.is_dir():
         raise InvalidRequestError(f"adapter folder {adapter_dir} does not exist", field="adapter")
-    out = Path(cfg.out).expanduser() if cfg.out else adapter_dir / "adapter.gguf"
+    out = (Path(cfg.out).expanduser() if cfg.out else adapter_dir / "adapter.gguf").resolve()
     base_dir = resolve_base(cfg.base, log)
     convert_adapter(adapter_dir, out, base_dir, cfg.outtype, log)
     result = {"gguf": str(out), "bytes": out.stat().st_size}

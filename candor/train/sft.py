@@ -25,6 +25,7 @@ from typing import Any
 
 from candor.chat.render import Message
 from candor.train.common import (
+    LoopSettings,
     LoraSettings,
     check_output_dir,
     hardware,
@@ -44,7 +45,7 @@ from candor.train.common import (
 
 
 @dataclass
-class SFTSettings(LoraSettings):
+class SFTSettings(LoraSettings, LoopSettings):
     out: str = opt("runs/sft", "Output folder for the adapter, config, metrics and model card.")
     base: str = opt("candor-instant", "Registry name of an embedded model, or a Hugging Face folder.")
     init_adapter: str = opt("", "Adapter folder to continue training (e.g. the helpful SFT before SL-CAI).")
@@ -53,20 +54,9 @@ class SFTSettings(LoraSettings):
     helpful: int = opt(0, "hh-rlhf helpful-base chosen conversations to mix in (-1: all training rows).")
     harmless: int = opt(0, "hh-rlhf harmless-base chosen conversations to mix in (-1: all training rows).")
     data_dir: str = opt("", "Data folder holding hh-rlhf/ (default: CANDOR_DATA_DIR or ../shared/data).")
-    dedup_threshold: float = opt(0.8, "Jaccard similarity at which two examples count as near-duplicates (>1: off).")
     max_length: int = opt(384, "Longest example in tokens (longer ones are cut; prompts that leave no room dropped).")
-    epochs: float = opt(1.0, "Passes over the data (the paper: 1).")
-    max_steps: int = opt(-1, "Stop after this many optimiser steps (-1: run the epochs).")
     batch_size: int = opt(8, "Examples per device per step.")
-    grad_accum: int = opt(1, "Gradient accumulation steps.")
     learning_rate: float = opt(2e-4, "Peak learning rate (LoRA needs ~10x full fine-tuning's).")
-    lr_scheduler: str = opt("constant", "Learning-rate schedule (the paper: constant).")
-    warmup_steps: int = opt(0, "Linear warm-up steps.")
-    save_steps: int = opt(0, "Save a checkpoint of the adapter every this many steps (0: only at the end).")
-    logging_steps: int = opt(5, "Log the loss every this many steps.")
-    seed: int = opt(0, "Seed for shuffling and initialisation.")
-    threads: int = opt(0, "CPU threads for torch (0: all cores).")
-    overwrite: bool = opt(False, "Replace a non-empty output folder.")
 
 
 # -- data -----------------------------------------------------------------------------------------

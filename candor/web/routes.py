@@ -255,7 +255,9 @@ async def _answer(request: Request, user: User, cid: int, question_id: int, mode
         out_tokens = fin.usage.output_tokens if fin else len(gen.text_parts) if gen else 0
         in_tokens = gen.input_tokens if gen else 0
         entry = request.app.state.hub.registry.get(model)
-        elapsed = time.perf_counter() - (gen.first_token_at or started) if gen else 0
+        # a self-critiqued answer arrives whole at the end: its rate counts every call it took
+        since = (gen.started if gen.critique is not None else gen.first_token_at or started) if gen else started
+        elapsed = time.perf_counter() - since if gen else 0
         stats = {"input_tokens": in_tokens, "output_tokens": out_tokens,
                  "ttft_ms": gen.ttft * 1000 if gen and gen.ttft is not None else None,
                  "tokens_per_s": out_tokens / elapsed if elapsed > 0 else None,
