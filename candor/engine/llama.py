@@ -87,6 +87,7 @@ class LlamaEngine(Engine):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{name}")
         self._lock = threading.Lock()  # belt and braces: llama objects are not thread-safe
         self.last_reused_tokens = 0  # prompt tokens the last generation found in the KV cache
+        self.last_full_grammar_passes = 0  # tokens of the last constrained generation the grammar refused
 
     # -- interface -------------------------------------------------------------------------
     @property
@@ -196,6 +197,13 @@ class LlamaEngine(Engine):
         """Evaluate `tokens` (reusing the cached prefix) and return the last position's logits."""
         import numpy as np
 
+        self._eval_prompt(tokens)
+        pointer = self._llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self._llm.n_vocab(),)).astype(np.float64)
+
+    def _eval_prompt(self, tokens: list[int]) -> None:
+        """Evaluate `tokens`, keeping the KV cache of the prefix they share with the last ones
+        (at least one token is evaluated, so the logits are fresh)."""
         llm = self._llm
         reuse = min(_common_prefix(llm._input_ids[: llm.n_tokens], tokens), len(tokens) - 1)
         if reuse > 0 and llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
@@ -204,11 +212,27 @@ class LlamaEngine(Engine):
             llm.reset()
             reuse = 0
         llm.eval(tokens[reuse:])
-        pointer = self._llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
-        return np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),)).astype(np.float64)
 
     # -- worker thread ---------------------------------------------------------------------
-    def _compile_grammar(self, grammar: str):
+    def _constrained(self, tokens: list[int], knobs: dict, grammar: str):
+        """Like Llama.generate (the cached prefix reused), sampling through a ConstrainedSampler."""
+        from candor.engine.grammar_sampling import ConstrainedSampler
+
+        llm = self._llm
+        self._eval_prompt(tokens)
+        chain = llm._init_sampler(**knobs)
+        sampler = ConstrainedSampler(self._llama_cpp, self._vocab, llm.n_vocab(), chain, grammar)
+        try:
+            while True:
+                token = sampler.sample(llm._ctx.ctx)
+                yield token
+                llm.eval([token])
+        finally:
+            self.last_full_grammar_passes = sampler.full_passes
+            sampler.close()
+            chain.close()
+
+    def _compile_grammar(self, grammar: str) -> str:
         """Parse the grammar once here: llama.cpp crashes the process when generation starts
         with a grammar it cannot parse, so a bad one must be refused before that."""
         lib = self._llama_cpp
@@ -220,7 +244,7 @@ class LlamaEngine(Engine):
             raise InvalidRequestError("invalid grammar: llama.cpp could not parse it (undefined rule, "
                                       "bad syntax or no root rule)", field="grammar")
         lib.llama_sampler_free(sampler)
-        return lib.LlamaGrammar.from_string(grammar, verbose=False)
+        return grammar
 
     def _run(self, tokens: list[int], request: GenerateRequest, grammar, cancel: threading.Event,
              put: Callable[[Event | BaseException], None]) -> None:
@@ -243,15 +267,10 @@ class LlamaEngine(Engine):
         self.last_reused_tokens = _common_prefix(self._llm._input_ids[: self._llm.n_tokens], tokens)
         output_tokens = 0
         stop_reason = "max_tokens"
-        for token in self._llm.generate(
-            tokens,
-            temp=sampling.temperature,
-            top_p=1.0 if sampling.top_p is None else sampling.top_p,
-            top_k=0 if sampling.top_k is None else sampling.top_k,
-            min_p=0.0,
-            repeat_penalty=1.0,
-            grammar=grammar,
-        ):
+        knobs = dict(temp=sampling.temperature, top_p=1.0 if sampling.top_p is None else sampling.top_p,
+                     top_k=0 if sampling.top_k is None else sampling.top_k, min_p=0.0, repeat_penalty=1.0)
+        stream = self._constrained(tokens, knobs, grammar) if grammar else self._llm.generate(tokens, **knobs)
+        for token in stream:
             output_tokens += 1
             if self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
                 stop_reason = "end_turn"
