@@ -131,7 +131,7 @@ class InProcessModel(EvalModel):
     def describe(self) -> dict[str, Any]:
         entry = self.loaded.entry
         return {"kind": "in-process", "label": self.label, "model": entry.name, "weights": entry.weights,
-                "adapter": entry.adapter or None, "prompt_format": entry.prompt_format,
+                "adapter": adapter_identity(entry), "prompt_format": entry.prompt_format,
                 "context_window": self.context_window, "system_preset": self.preset_name or None,
                 "system_preset_text": self.system_preset}
 
@@ -301,3 +301,15 @@ async def open_model(spec: str, *, endpoint: str | None = None, api: str = "anth
         hub = EngineHub(load_registry())
     loaded = await hub.get(name)
     return InProcessModel(loaded, spec, text, preset or "")
+
+
+def adapter_identity(entry) -> str | None:
+    """An adapter as a run records it: file name and content hash, so the same adapter named by a
+    relative or an absolute path (or from another checkout) resumes the same run."""
+    if not entry.adapter:
+        return None
+    import hashlib
+
+    path = entry.adapter_path()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return f"{path.name} sha256:{digest}"

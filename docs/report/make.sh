@@ -14,8 +14,8 @@ MODELS="${MODELS:-candor-instant candor-instant+hhh candor-instant-helpful cando
 for model in $MODELS; do
   .venv/bin/candor eval all --model "$model" \
     --seed 1234 --out docs/report/runs --no-store-prompts --quiet \
-    --limit 20 --limit gsm8k=15 --limit humaneval=10 --limit mmlu=30 --limit mmlu-law=15 \
-    --limit mmlu-medicine=20 --limit truthfulqa-mc1=40 --limit bbq=60 --limit harmlessness=30 \
+    --limit 20 --limit gsm8k=15 --limit humaneval=10 --limit mmlu=100 --limit mmlu-law=50 \
+    --limit mmlu-medicine=50 --limit truthfulqa-mc1=120 --limit bbq=200 --limit harmlessness=30 \
     --limit over-refusal=30 \
     -o gsm8k.max_tokens=200 -o humaneval.max_tokens=256 -o harmlessness.max_tokens=96 \
     -o over-refusal.max_tokens=64 -o formats.max_tokens=192 \
