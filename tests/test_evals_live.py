@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.evals import data as eval_data
 from test_api import KEY, running_server
 
-FIXTURES = Path(__file__).parent / "fixtures" / "evals"
+FIXTURES = eval_data.folder()  # written at test time by tests/fixtures/evals/data.py
 SHORT = ["--limit", "1", "--data-dir", str(FIXTURES), "--quiet", "-o", "gsm8k.shots=1", "-o", "gsm8k.max_tokens=12",
          "-o", "mmlu-law.shots=0"]
 

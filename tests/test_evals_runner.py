@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fixtures.evals import data as eval_data
 from fixtures.evals.fake_engine import fake_model
 
 from candor.cli import main
@@ -16,7 +16,7 @@ from candor.evals.report import diff_runs, write_report
 from candor.evals.runner import RunConflictError, RunOptions, run_task
 from candor.evals.task import make_config
 
-FIXTURES = Path(__file__).parent / "fixtures" / "evals"
+FIXTURES = eval_data.folder()  # written at test time by tests/fixtures/evals/data.py
 
 
 def gsm8k(**options):

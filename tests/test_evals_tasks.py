@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from fixtures.evals import data as eval_data
 from fixtures.evals.fake_engine import fake_model
 
 from candor.evals import task_class
@@ -16,7 +17,7 @@ from candor.evals.humaneval import program_from
 from candor.evals.runner import RunOptions, run_task
 from candor.evals.task import make_config, parse_letter
 
-FIXTURES = Path(__file__).parent / "fixtures" / "evals"
+FIXTURES = eval_data.folder()  # written at test time by tests/fixtures/evals/data.py
 
 
 def make(name: str, **options):
