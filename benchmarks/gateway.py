@@ -14,7 +14,6 @@ import asyncio
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import time
 
@@ -72,8 +71,9 @@ async def main() -> None:
     texts = prompts(args.prompts)
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "candor", "serve", "--port", str(port), "--no-auth"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "candor", "serve", "--port", str(port), "--no-auth",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=os.environ.copy())
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
             for _ in range(600):
@@ -89,7 +89,7 @@ async def main() -> None:
                 batch = [texts[i % len(texts)] for i in range(clients * 2)]
                 sem = asyncio.Semaphore(clients)
 
-                async def one(t):
+                async def one(t, sem=sem):
                     async with sem:
                         return await over_http(client, t, args.max_tokens)
 
@@ -100,7 +100,7 @@ async def main() -> None:
                                         statistics.median(r[0] for r in results))
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        await asyncio.wait_for(server.wait(), timeout=30)
 
     hub = EngineHub(load_registry())
     await in_process(hub, "warm up", 2)

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import inspect, select
+from stores import backends, fresh_url, redis_url  # noqa: F401  (redis_url is a fixture)
 
 from candor.accounts import keys as key_ops
 from candor.accounts import users as user_ops
@@ -17,8 +18,6 @@ from candor.errors import AccessError, InvalidRequestError, NotFoundError
 from candor.registry import load_registry
 from candor.store import Store
 from candor.store.models import ApiKey, ChatMessage, Conversation, UsageRecord, utcnow
-
-from stores import backends, fresh_url, redis_url  # noqa: F401  (redis_url is a fixture)
 
 
 @pytest.fixture(params=backends())
@@ -181,7 +180,7 @@ def test_usage_report_adds_up(store):
 
 
 def test_delete_and_export_and_purge(store):
-    key_id, secret = make_key(store)
+    key_id, _secret = make_key(store)
     with store.session() as s:
         user = s.get(ApiKey, key_id).user
         name = user.username

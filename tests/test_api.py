@@ -192,7 +192,7 @@ def test_text_completions_raw_http(server):
     with HTTP.stream("POST", f"{server}/v1/complete", headers=headers, json={**body, "stream": True}) as s:
         text = s.read().decode()
     frames = [f for f in text.split("\n\n") if f.strip()]
-    assert all(f.startswith("event: completion\n") or f.startswith("event: ping\n") for f in frames)
+    assert all(f.startswith(("event: completion\n", "event: ping\n")) for f in frames)
     assert json.loads(frames[-1].split("data: ")[1])["stop_reason"] in ("stop_sequence", "max_tokens")
     assert "[DONE]" not in text
     bad = HTTP.post(f"{server}/v1/complete", headers=headers, json={**body, "prompt": "Hello"})
@@ -293,7 +293,7 @@ def test_full_queue_answers_529_and_the_sdk_retries():
 
 def test_no_auth_is_refused_off_loopback():
     result = subprocess.run([sys.executable, "-m", "candor", "serve", "--host", "0.0.0.0", "--no-auth"],
-                            capture_output=True, text=True, timeout=60)
+                            check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "loopback" in result.stderr
 
 
@@ -332,7 +332,7 @@ def sdk0_python(tmp_path_factory) -> str:
 
 
 def test_text_completions_with_the_0x_sdk(server, sdk0_python):
-    result = subprocess.run([sdk0_python, "-c", SDK0_SCRIPT, server, KEY], capture_output=True, text=True,
+    result = subprocess.run([sdk0_python, "-c", SDK0_SCRIPT, server, KEY], check=False, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok 0.")

@@ -8,7 +8,7 @@ import pytest
 
 
 def run(candor_bin, *args, stdin=None, env=None, check=False):
-    result = subprocess.run([*candor_bin, *args], input=stdin, capture_output=True, text=True, timeout=300,
+    result = subprocess.run([*candor_bin, *args], check=False, input=stdin, capture_output=True, text=True, timeout=300,
                             env={**os.environ, **(env or {})})
     if check:
         assert result.returncode == 0, result.stderr

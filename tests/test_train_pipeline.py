@@ -23,7 +23,7 @@ PROMPTS = ["How do I get back at my coworker for embarrassing me?", "What's the 
 
 
 def candor(*args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "candor", *args], capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([sys.executable, "-m", "candor", *args], check=False, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"candor {' '.join(args)} failed:\n{result.stderr[-3000:]}"
     return result
 

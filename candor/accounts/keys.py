@@ -57,7 +57,7 @@ def create_key(session: Session, user: User, *, name: str = "", models: list[str
     if monthly_limit_usd is not None and Decimal(str(monthly_limit_usd)) < 0:
         raise InvalidRequestError(f"must be >= 0, got {monthly_limit_usd}", field="monthly_limit_usd")
     if expires_at is not None and expires_at.tzinfo is None:
-        expires_at = expires_at.replace(tzinfo=dt.timezone.utc)
+        expires_at = expires_at.replace(tzinfo=dt.UTC)
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidRequestError("must be in the future", field="expires")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -96,7 +96,7 @@ def list_keys(session: Session, username: str | None = None) -> list[ApiKey]:
 
 
 def key_record(key: ApiKey) -> dict:
-    iso = lambda t: t.isoformat() if t else None  # noqa: E731
+    iso = lambda t: t.isoformat() if t else None
     return {"id": key.id, "prefix": key.prefix, "name": key.name, "user": key.user.username,
             "models": key.models, "expires_at": iso(key.expires_at), "rpm": key.rpm, "itpm": key.itpm,
             "otpm": key.otpm, "monthly_limit_usd": None if key.monthly_limit_usd is None else float(key.monthly_limit_usd),
@@ -117,7 +117,7 @@ def authenticate(session: Session, secret: str) -> KeyContext:
     if key.revoked_at is not None:
         raise KeyRejected(401, "authentication_error", f"API key {key.prefix}… has been revoked")
     expires = key.expires_at
-    if expires is not None and (expires if expires.tzinfo else expires.replace(tzinfo=dt.timezone.utc)) <= utcnow():
+    if expires is not None and (expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)) <= utcnow():
         raise KeyRejected(401, "authentication_error", f"API key {key.prefix}… expired on {expires:%Y-%m-%d}")
     user = key.user
     if user.status != "active":

@@ -190,7 +190,7 @@ class RedisCounters:
 
 
 def month_start(now: dt.datetime | None = None) -> dt.datetime:
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
@@ -225,4 +225,4 @@ def rate_headers(limits: Limits, state: BucketState) -> dict[str, str]:
 
 
 def _rfc3339(ts: float) -> str:
-    return dt.datetime.fromtimestamp(int(math.ceil(ts)), dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(math.ceil(ts), dt.UTC).isoformat().replace("+00:00", "Z")

@@ -15,7 +15,7 @@ from candor.store.models import Conversation, CritiqueRecord
 def purge_conversations(store: Store, days: int) -> int:
     if days < 0:
         raise InvalidRequestError(f"must be >= 0, got {days}", field="days")
-    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
     with store.session() as session:
         result = session.execute(delete(Conversation).where(Conversation.updated_at < cutoff))
         session.execute(delete(CritiqueRecord).where(CritiqueRecord.created_at < cutoff))

@@ -69,13 +69,13 @@ def parse_since(text: str | None) -> dt.datetime | None:
     text = text.strip()
     if text[-1:] in "dh" and text[:-1].isdigit():
         delta = dt.timedelta(days=int(text[:-1])) if text.endswith("d") else dt.timedelta(hours=int(text[:-1]))
-        return dt.datetime.now(dt.timezone.utc) - delta
+        return dt.datetime.now(dt.UTC) - delta
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
         raise InvalidRequestError(f"use an ISO date (2026-11-01) or a span like 7d or 12h, got {text!r}",
                                   field="since") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def report(store: Store, since: dt.datetime | None = None, by: str = "day") -> list[dict]:
@@ -86,7 +86,7 @@ def report(store: Store, since: dt.datetime | None = None, by: str = "day") -> l
                                else select(UsageRecord)).scalars().all()
     groups: dict[str, dict] = {}
     for r in rows:
-        created = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=dt.timezone.utc)
+        created = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=dt.UTC)
         name = {"day": created.date().isoformat(), "key": r.key_prefix or "(bootstrap)",
                 "user": r.user_pseudonym or "(bootstrap)", "model": r.model}[by]
         g = groups.setdefault(name, {by: name, "requests": 0, "errors": 0, "input_tokens": 0,

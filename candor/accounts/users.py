@@ -100,7 +100,7 @@ def export_user(session: Session, username: str) -> dict[str, Any]:
     key_ids = [k.id for k in keys]
     usage = list(session.scalars(select(UsageRecord).where(UsageRecord.key_id.in_(key_ids)))) if key_ids else []
     conversations = list(session.scalars(select(Conversation).where(Conversation.user_id == user.id)))
-    iso = lambda t: t.isoformat() if t else None  # noqa: E731
+    iso = lambda t: t.isoformat() if t else None
     return {
         "user": {"username": user.username, "email": user.email, "role": user.role, "status": user.status,
                  "created_at": iso(user.created_at), "approved_at": iso(user.approved_at)},

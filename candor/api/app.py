@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from contextlib import asynccontextmanager
 
@@ -11,9 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from candor import __version__
-from candor.api import admin, critique, messages, models, openai_chat, text_completions
 from candor.accounts.access import AccessControl
-from candor.api.guard import meter, require_key, response_headers
+from candor.api import admin, critique, messages, models, openai_chat, text_completions
 from candor.api.errors import (
     ApiError,
     candor_error_handler,
@@ -22,11 +22,14 @@ from candor.api.errors import (
     unexpected_error_handler,
     validation_error_handler,
 )
+from candor.api.guard import meter, require_key, response_headers
 from candor.api.metrics import Metrics
 from candor.engine.hub import EngineHub
 from candor.errors import CandorError
 from candor.registry import load_registry
 from candor.store import Store, open_store
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # the Anthropic API's limit for Messages requests
 
@@ -71,6 +74,7 @@ class EdgeMiddleware:
                 try:
                     extra = await asyncio.to_thread(response_headers, self.fastapi_app, state)
                 except Exception:  # headers are advisory; never fail a response over them
+                    log.warning("could not compute rate-limit headers", exc_info=True)
                     extra = {}
                 headers += [(k.encode(), v.encode()) for k, v in extra.items() if k.encode() not in present]
                 message = {**message, "headers": headers}

@@ -17,8 +17,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
-from candor.cai.critique import (REQUEST_FIELD, CritiqueResult, CritiqueSettings, parse_option,
-                                 self_critique_rounds)
+from candor.cai.critique import (
+    REQUEST_FIELD,
+    CritiqueResult,
+    CritiqueSettings,
+    parse_option,
+    self_critique_rounds,
+)
 from candor.errors import AccessError, InvalidRequestError, NotFoundError
 from candor.registry import ModelEntry
 from candor.store import Store

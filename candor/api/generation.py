@@ -101,7 +101,7 @@ async def start_generation(hub: EngineHub, model_name: str, messages: Iterable[M
         from candor.cai.critique import self_critique
 
         result = await self_critique(model, messages, system, params, critique)
-        if gate is not None and hasattr(gate, "charge_input"):
+        if gate is not None:
             gate.charge_input(result.input_tokens)
         finish = Finish(result.stop_reason, Usage(result.input_tokens, result.output_tokens))  # type: ignore[arg-type]
         return Generation(model=model, input_tokens=result.input_tokens, started=started, _first=None,

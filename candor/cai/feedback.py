@@ -135,7 +135,7 @@ async def run_feedback(policy: LoadedModel, judge: LoadedModel, cfg: FeedbackSet
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     started, written = time.perf_counter(), 0
-    with out.open("w", encoding="utf-8") as f:
+    with out.open("w", encoding="utf-8") as f:  # noqa: ASYNC230 - one short line per prompt; nothing else runs
         for i, prompt in enumerate(tqdm(prompts, desc="feedback", unit="prompt")):
             index = cfg.offset + i
             rng = random.Random(f"{cfg.seed}:feedback:{index}")

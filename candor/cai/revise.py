@@ -90,7 +90,8 @@ async def run_revise(model: LoadedModel, cfg: ReviseSettings, log=print) -> dict
         done = {json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines() if line.strip()}
     mode = "a" if cfg.resume else "w"
     started, tokens, written = time.perf_counter(), 0, 0
-    with out.open(mode, encoding="utf-8") as f, tqdm(total=len(prompts), desc="revise", unit="prompt") as bar:
+    bar = tqdm(total=len(prompts), desc="revise", unit="prompt")
+    with out.open(mode, encoding="utf-8") as f, bar:  # noqa: ASYNC230 - one short line per prompt
         for i, prompt in enumerate(prompts):
             index = cfg.offset + i
             if index in done:

@@ -8,10 +8,10 @@ from candor import __version__
 from candor.cli.accounts import COMMANDS as ACCOUNT_COMMANDS
 from candor.cli.cai import cai
 from candor.cli.chat import chat
-from candor.cli.constitution import constitution
 from candor.cli.complete import complete
-from candor.cli.feedback import feedback
+from candor.cli.constitution import constitution
 from candor.cli.eval import eval_command
+from candor.cli.feedback import feedback
 from candor.cli.models import models
 from candor.cli.report import report
 from candor.cli.serve import serve

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 from candor.errors import InvalidRequestError
 
@@ -83,7 +83,7 @@ class Finish:
     stop_sequence: str | None = None
 
 
-Event = Union[TextDelta, Finish]
+Event = TextDelta | Finish
 
 
 @dataclass(frozen=True)

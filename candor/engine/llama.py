@@ -130,7 +130,7 @@ class LlamaEngine(Engine):
         if len(tokens) + request.max_tokens > self.context_window:
             raise ContextWindowExceededError(prompt_tokens=len(tokens), max_tokens=request.max_tokens,
                                              context_window=self.context_window, model=self.name)
-        grammar = self._compile_grammar(request.grammar) if request.grammar else None
+        grammar = self._checked_grammar(request.grammar) if request.grammar else None
         async with self._queue.slot():
             loop = asyncio.get_running_loop()
             events: asyncio.Queue[Event | BaseException] = asyncio.Queue()
@@ -152,10 +152,8 @@ class LlamaEngine(Engine):
                 cancel.set()
                 # Keep the slot until the worker has really stopped, so the next request starts
                 # on a free model; a cancelled consumer still releases it moments later.
-                try:
+                with contextlib.suppress(BaseException):  # its outcome already reached the consumer
                     await asyncio.shield(work)
-                except BaseException:
-                    pass
 
     async def next_token_logprobs(self, prompt: str, candidates: Sequence[str]) -> dict[str, float]:
         if not candidates:
@@ -232,7 +230,7 @@ class LlamaEngine(Engine):
             sampler.close()
             chain.close()
 
-    def _compile_grammar(self, grammar: str) -> str:
+    def _checked_grammar(self, grammar: str) -> str:
         """Parse the grammar once here: llama.cpp crashes the process when generation starts
         with a grammar it cannot parse, so a bad one must be refused before that."""
         lib = self._llama_cpp
@@ -251,7 +249,7 @@ class LlamaEngine(Engine):
         try:
             with self._lock:
                 put(self._generate_tokens(tokens, request, grammar, cancel, put))
-        except BaseException as exc:  # surfaced to the consumer, never swallowed
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the consumer, never swallowed
             put(exc if isinstance(exc, Exception) else EngineError(repr(exc)))
 
     def _generate_tokens(self, tokens, request: GenerateRequest, grammar, cancel, put) -> Finish:
@@ -267,8 +265,8 @@ class LlamaEngine(Engine):
         self.last_reused_tokens = _common_prefix(self._llm._input_ids[: self._llm.n_tokens], tokens)
         output_tokens = 0
         stop_reason = "max_tokens"
-        knobs = dict(temp=sampling.temperature, top_p=1.0 if sampling.top_p is None else sampling.top_p,
-                     top_k=0 if sampling.top_k is None else sampling.top_k, min_p=0.0, repeat_penalty=1.0)
+        knobs = {"temp": sampling.temperature, "top_p": 1.0 if sampling.top_p is None else sampling.top_p,
+                 "top_k": 0 if sampling.top_k is None else sampling.top_k, "min_p": 0.0, "repeat_penalty": 1.0}
         stream = self._constrained(tokens, knobs, grammar) if grammar else self._llm.generate(tokens, **knobs)
         for token in stream:
             output_tokens += 1

@@ -228,11 +228,12 @@ def model_card(title: str, method: str, config: Any, metrics: dict[str, Any], da
         "## Training",
         f"- method: {method}; base: `{cfg.get('base')}`" + (f"; starting adapter: `{cfg.get('init_adapter')}`"
                                                              if cfg.get("init_adapter") else ""),
-        f"- examples: {metrics.get('examples')}; steps: {metrics.get('steps')}; epochs: {cfg.get('epochs')}; "
-        f"batch: {cfg.get('batch_size')} × grad-accum {cfg.get('grad_accum')}; learning rate: {cfg.get('learning_rate')}",
+        (f"- examples: {metrics.get('examples')}; steps: {metrics.get('steps')}; epochs: {cfg.get('epochs')}; "
+         f"batch: {cfg.get('batch_size')} × grad-accum {cfg.get('grad_accum')}; "
+         f"learning rate: {cfg.get('learning_rate')}"),
         f"- LoRA r={cfg.get('lora_r')}, alpha={cfg.get('lora_alpha')}, targets {cfg.get('lora_targets')}",
-        f"- trained tokens: {metrics.get('trained_tokens')}; wall time: {metrics.get('train_seconds', 0):.0f} s "
-        f"({hours:.2f} h) on {metrics.get('hardware')}",
+        (f"- trained tokens: {metrics.get('trained_tokens')}; wall time: {metrics.get('train_seconds', 0):.0f} s "
+         f"({hours:.2f} h) on {metrics.get('hardware')}"),
         f"- loss: first logged {metrics.get('first_loss')}, last logged {metrics.get('last_loss')}",
         "", "## Loss curve (logged steps)", "",
         "| step | loss |", "|---|---|",

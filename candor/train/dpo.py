@@ -17,7 +17,7 @@ policy); without it the reference is the base model (the adapter disabled).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,10 @@ class DPOSettings(LoraSettings, LoopSettings):
     out: str = opt("runs/dpo", "Output folder for the adapter, config, metrics and model card.")
     base: str = opt("candor-instant", "Registry name of an embedded model, or a Hugging Face folder.")
     init_adapter: str = opt("", "Adapter to start from (the SL-CAI adapter); also the frozen reference.")
-    data: list = opt([], "JSONL files of AI-labelled pairs from `candor cai feedback`.")
-    votes: list = opt([], "JSONL files of preference votes exported from the chat page.")
+    data: list = field(default_factory=list,
+                       metadata={"help": "JSONL files of AI-labelled pairs from `candor cai feedback`."})
+    votes: list = field(default_factory=list,
+                        metadata={"help": "JSONL files of preference votes exported from the chat page."})
     min_confidence: float = opt(0.55, "Drop AI-labelled pairs whose label confidence max(p, 1-p) is lower.")
     beta: float = opt(0.1, "DPO beta: how far the policy may move from the reference.")
     max_length: int = opt(384, "Longest prompt+answer in tokens.")
@@ -168,8 +170,8 @@ def train_dpo(cfg: DPOSettings, log=print) -> dict[str, Any]:
     card = model_card(f"DPO adapter ({out.name})", "dpo", cfg, metrics, data_lines,
                       [f"DPO beta {cfg.beta}; reference: "
                        + ("the starting adapter merged into the base" if cfg.init_adapter else "the base model"),
-                       "Stands in for the paper's preference model + PPO; soft labels are binarised after a "
-                       "confidence filter."])
+                       ("Stands in for the paper's preference model + PPO; soft labels are binarised after a "
+                        "confidence filter.")])
     write_run_files(out, "dpo", cfg, metrics, card)
     log(f"dpo: {metrics['steps']} steps, loss {metrics['first_loss']} → {metrics['last_loss']}, adapter in {out}")
     return metrics

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,8 @@ class SFTSettings(LoraSettings, LoopSettings):
     out: str = opt("runs/sft", "Output folder for the adapter, config, metrics and model card.")
     base: str = opt("candor-instant", "Registry name of an embedded model, or a Hugging Face folder.")
     init_adapter: str = opt("", "Adapter folder to continue training (e.g. the helpful SFT before SL-CAI).")
-    data: list = opt([], "JSONL files: `cai revise` output or rows with `messages`.")
+    data: list = field(default_factory=list,
+                       metadata={"help": "JSONL files: `cai revise` output or rows with `messages`."})
     revisions: str = opt("all", "Which revisions of `cai revise` rows to train on: all (paper) or last.")
     helpful: int = opt(0, "hh-rlhf helpful-base chosen conversations to mix in (-1: all training rows).")
     harmless: int = opt(0, "hh-rlhf harmless-base chosen conversations to mix in (-1: all training rows).")
@@ -175,8 +176,8 @@ def train_sft(cfg: SFTSettings, log=print) -> dict[str, Any]:
     data_lines.append(f"after dedup and length filter: {data_stats['examples']} examples, "
                       f"{data_stats['tokens']} tokens (dedup: {data_stats['dedup']})")
     card = model_card(f"SFT adapter ({out.name})", "sft", cfg, metrics, data_lines,
-                      ["Loss is on answer tokens only; examples are rendered with candor.chat.render "
-                       "(the `\\n\\nHuman:` / `\\n\\nAssistant:` format the server uses)."])
+                      [("Loss is on answer tokens only; examples are rendered with candor.chat.render "
+                        "(the `\\n\\nHuman:` / `\\n\\nAssistant:` format the server uses).")])
     write_run_files(out, "sft", cfg, metrics, card)
     log(f"sft: {metrics['steps']} steps, loss {metrics['first_loss']} → {metrics['last_loss']}, "
         f"{metrics['tokens_per_second']} tokens/s, adapter in {out}")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import itertools
 import json
 from collections import defaultdict
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from sqlalchemy import select
 

@@ -10,8 +10,9 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
@@ -278,7 +279,7 @@ async def _answer(request: Request, user: User, cid: int, question_id: int, mode
                       end_user=None)
     done = {"type": "done", "side": side, "message_id": answer_id, "status": status, "html": render_markdown(text),
             "critiqued": bool(gen and gen.critique is not None),
-            "stop_reason": fin.stop_reason if fin else None, **{**stats, "cost_usd": str(stats["cost_usd"])}}
+            "stop_reason": fin.stop_reason if fin else None, **stats, "cost_usd": str(stats["cost_usd"])}
     if error:
         done["error"] = error
     yield _sse(done)

@@ -56,7 +56,7 @@ def current(store: Store, request: Request) -> tuple[User, WebSession] | None:
         row = s.get(WebSession, _hash(token))
         if row is None:
             return None
-        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=dt.timezone.utc)
+        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=dt.UTC)
         if expires <= utcnow():
             s.delete(row)
             return None
