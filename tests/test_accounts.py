@@ -60,6 +60,24 @@ def test_users_pending_approve_disable_and_errors(store):
             user_ops.create_user(s, "carol", password="short")
 
 
+def test_password_check_spends_one_hash_for_unknown_names_too(store, monkeypatch):
+    from argon2 import PasswordHasher
+
+    verified = []
+    real = PasswordHasher.verify
+    monkeypatch.setattr(PasswordHasher, "verify", lambda self, stored, pw: verified.append(stored) or real(self, stored, pw))
+    with store.session() as s:
+        user_ops.create_user(s, "alice", role="member", password="correct horse")
+        user_ops.create_user(s, "nopass", role="member")  # made by the CLI without a password
+    with store.session() as s:
+        assert user_ops.check_password(s, "alice", "correct horse").username == "alice"
+        assert user_ops.check_password(s, "alice", "wrong horse") is None
+        assert user_ops.check_password(s, "nobody", "correct horse") is None
+        assert user_ops.check_password(s, "nopass", "correct horse") is None
+    assert len(verified) == 4  # one Argon2 verification each, with the same parameters
+    assert len({h.rsplit("$", 2)[0] for h in verified}) == 1
+
+
 def test_first_admin_is_made_once(store):
     with store.session() as s:
         made = user_ops.ensure_admin(s)

@@ -156,3 +156,49 @@ def test_limit_holds_across_two_worker_processes(backend, tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
         drop()
+
+
+# -- in process (no server, no model): hosts, refused requests' usage, disabled users ----------
+def test_allowed_hosts_setting_and_wildcard_binds(local_app, monkeypatch):
+    monkeypatch.setenv("CANDOR_ALLOWED_HOSTS", "chat.example.org, Other.Example.")
+    c, _ = local_app()
+    for host, status in (("chat.example.org:443", 200), ("other.example", 200), ("evil.example", 421),
+                         ("192.168.1.20:8000", 421)):
+        assert c.get("/health", headers={"host": host}).status_code == status, host
+    monkeypatch.delenv("CANDOR_ALLOWED_HOSTS")
+    c, _ = local_app(host="0.0.0.0")  # every address: any IP is fine, names must be listed
+    assert c.get("/health", headers={"host": "192.168.1.20:8000"}).status_code == 200
+    assert c.get("/health", headers={"host": "[fe80::1]:8000"}).status_code == 200
+    assert c.get("/health", headers={"host": "evil.example"}).status_code == 421
+    monkeypatch.setenv("CANDOR_ALLOWED_HOSTS", "*")
+    c, _ = local_app()
+    assert c.get("/health", headers={"host": "evil.example"}).status_code == 200
+
+
+def test_usage_of_refused_requests_is_labelled_unauthenticated(local_app):
+    from candor.accounts.usage import report
+
+    c, store = local_app()
+    body = {"model": "candor-instant", "max_tokens": 1, "messages": MSG}
+    assert c.post("/v1/messages", json=body).status_code == 401
+    assert c.post("/v1/messages", json=body, headers={"x-api-key": "sk-wrong"}).status_code == 401
+    assert c.post("/v1/messages", json={**body, "model": "nope"}, headers={"x-api-key": KEY}).status_code == 404
+    by_key = {r["key"]: r["requests"] for r in report(store, by="key")}
+    assert by_key == {"(unauthenticated)": 2, "bootstrap": 1}
+    assert {r["user"] for r in report(store, by="user")} == {"(unauthenticated)", "bootstrap"}
+
+
+def test_disabled_users_keys_are_refused(local_app):
+    c, _ = local_app()
+    admin = {"x-api-key": KEY}
+    assert c.post("/v1/admin/users", headers=admin, json={"username": "dora", "role": "member"}).status_code == 200
+    key = {"x-api-key": c.post("/v1/admin/keys", headers=admin, json={"user": "dora"}).json()["key"]}
+    assert c.get("/v1/models", headers=key).status_code == 200
+    assert c.post("/v1/admin/users/dora/disable", headers=admin).json()["status"] == "disabled"
+    for r in (c.get("/v1/models", headers=key),
+              c.post("/v1/messages", headers=key, json={"model": "candor-instant", "max_tokens": 1, "messages": MSG}),
+              c.post("/v1/chat/completions", headers=key, json={"model": "candor-instant", "messages": MSG})):
+        assert r.status_code == 403, r.text
+        assert "'dora' is disabled" in r.text
+    assert c.post("/v1/admin/users/dora/approve", headers=admin).json()["status"] == "active"
+    assert c.get("/v1/models", headers=key).status_code == 200  # enabling again restores the keys

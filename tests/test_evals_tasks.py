@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 import re
+import select
+import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -72,39 +75,76 @@ def test_program_from_prefill_block_and_body():
     assert program_from(prompt, "    return 2 * x\n", "f") == prompt + "    return 2 * x\n"
 
 
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None,
+                                 reason="Debian's bubblewrap is not installed (scripts/test-services installs it)")
+
+
+@needs_bwrap
 async def test_humaneval_runs_programs_in_the_sandbox(tmp_path):
+    listener = socket.create_server(("127.0.0.1", 0))  # a real service the program tries to reach
+    port = listener.getsockname()[1]
     bodies = {
         "def add": "\n    return a + b\n",
         "def count_vowels": "\n    while True:\n        pass\n",  # loops forever: killed at the time limit
         "def double": "\n    open('/tmp/candor-humaneval-escape.txt', 'w').write('x')\n    return 2 * x\n",
-        "def square": "\n    import socket\n    socket.create_connection(('127.0.0.1', 9))\n    return x * x\n",
+        "def square": f"\n    import socket\n    socket.create_connection(('127.0.0.1', {port}))\n    return x * x\n",
     }
 
     def answer(prompt):
         return next(body for key, body in bodies.items() if key in prompt)
 
-    results = await run(tmp_path, "humaneval", fake_model(answer), timeout_s=1.5)
+    try:
+        results = await run(tmp_path, "humaneval", fake_model(answer), timeout_s=1.5)
+        assert select.select([listener], [], [], 0.5)[0] == []  # no connection arrived
+    finally:
+        listener.close()
     assert results["metrics"]["pass@1"]["value"] == pytest.approx(0.25)
     assert results["metrics"]["timeout"]["value"] == pytest.approx(0.25)
     records = {r["id"]: r["samples"][0] for r in _records(tmp_path, "fake", "humaneval")}
     assert records["Fixture-0"]["status"] == "passed"
     assert records["Fixture-1"]["status"] == "timeout"
     assert records["Fixture-2"]["status"] == "failed" and "PermissionError" in records["Fixture-2"]["error"]
-    assert records["Fixture-3"]["status"] == "failed"
+    assert records["Fixture-3"]["status"] == "failed" and "PermissionError" in records["Fixture-3"]["error"]
+    assert {"pidns", "netns", "seccomp"} <= set(records["Fixture-0"]["sandbox_layers"])
     assert not Path("/tmp/candor-humaneval-escape.txt").exists()
 
 
+async def test_humaneval_refuses_to_start_without_isolation(tmp_path, monkeypatch):
+    from candor.evals import sandbox
+
+    monkeypatch.delenv(sandbox.UNSAFE_ENV, raising=False)
+    monkeypatch.setattr(sandbox, "isolation_problems", lambda refresh=False: ["(test) no bubblewrap"])
+    calls = []
+
+    def answer(prompt):
+        calls.append(prompt)
+        return "\n    return a + b\n"
+
+    with pytest.raises(sandbox.SandboxUnavailable, match="no bubblewrap"):
+        await run(tmp_path, "humaneval", fake_model(answer), limit=1)
+    assert calls == []  # refused before generating anything
+
+
+CORRECT = {"def add": "return a + b", "def count_vowels": "return sum(c in 'aeiou' for w in words for c in w)",
+           "def double": "return 2 * x", "def square": "return x * x"}
+
+
+@needs_bwrap
 async def test_humaneval_pass_at_k_with_samples(tmp_path):
     calls = {"n": 0}
 
-    def answer(prompt):
+    def answer(prompt):  # the first sample is right, the second wrong
         calls["n"] += 1
-        return "\n    return a + b\n" if calls["n"] % 2 else "\n    return a - b\n"
+        body = next(b for key, b in CORRECT.items() if key in prompt) if calls["n"] % 2 else "return None"
+        return f"\n    {body}\n"
 
     results = await run(tmp_path, "humaneval", fake_model(answer), limit=1, samples=2, k="1,2", temperature=0.8)
     record = _records(tmp_path, "fake", "humaneval")[0]
-    assert record["n"] == 2 and record["passed"] in (0, 1, 2)
-    assert set(results["metrics"]) >= {"pass@1", "pass@2"}
+    assert calls["n"] == 2 and record["n"] == 2 and record["passed"] == 1
+    assert [s["status"] for s in record["samples"]] == ["passed", "failed"]
+    assert record["pass@1"] == pytest.approx(0.5) and record["pass@2"] == pytest.approx(1.0)
+    assert results["metrics"]["pass@1"]["value"] == pytest.approx(0.5)
+    assert results["metrics"]["pass@2"]["value"] == pytest.approx(1.0)
 
 
 def _records(tmp_path, model, task):

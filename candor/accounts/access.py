@@ -8,13 +8,12 @@ act as an administrator without limits and are metered under the prefix "bootstr
 
 from __future__ import annotations
 
-import hmac
 import os
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from candor.accounts.keys import KeyContext, KeyRejected, authenticate
+from candor.accounts.keys import KeyContext, KeyRejected, authenticate, secrets_match
 from candor.accounts.limits import BucketState, DbCounters, Limits, RedisCounters, month_spend, rate_headers
 from candor.accounts.usage import UsageEvent, hashing_secret, record
 from candor.errors import AccessError as ApiError
@@ -22,6 +21,9 @@ from candor.registry import ModelEntry
 from candor.store import Store
 
 BOOTSTRAP = "bootstrap"
+# Who calls a `--no-auth` server without a valid key: the model endpoints only, never admin ones.
+ANONYMOUS = KeyContext(key_id=None, prefix="no-auth", username="no-auth", pseudonym="no-auth", role="anonymous",
+                       models=None)
 
 
 @dataclass
@@ -53,7 +55,7 @@ class AccessControl:
     def authenticate(self, secret: str | None) -> KeyContext:
         if not secret:
             raise ApiError(401, "authentication_error", "x-api-key header is required")
-        if any(hmac.compare_digest(secret, k) for k in self.bootstrap_keys):
+        if any(secrets_match(secret, k) for k in self.bootstrap_keys):
             return KeyContext(key_id=None, prefix=BOOTSTRAP, username=BOOTSTRAP, pseudonym=BOOTSTRAP,
                               role="admin", models=None)
         try:

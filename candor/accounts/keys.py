@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,7 +23,13 @@ KEY_PREFIX = "sk-candor-"
 
 
 def hash_key(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def secrets_match(given: str, expected: str) -> bool:
+    """Constant-time comparison of any two strings. `hmac.compare_digest` refuses str with
+    non-ASCII characters (TypeError), and headers can carry them, so compare UTF-8 bytes."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,11 @@ class KeyContext:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def is_anonymous(self) -> bool:
+        """A request without a valid key on a `--no-auth` server."""
+        return self.role == "anonymous"
 
 
 def _positive(value: int | None, field: str) -> int | None:

@@ -19,6 +19,9 @@ from candor.store import Store
 from candor.store.models import Setting, UsageRecord
 
 GROUPS = ("day", "key", "user", "model")
+# How reports name requests refused before any key was accepted (no key, or a bad one). Bootstrap
+# keys are metered as "bootstrap", anonymous requests on a --no-auth server as "no-auth".
+UNAUTHENTICATED = "(unauthenticated)"
 
 
 @dataclass
@@ -87,8 +90,8 @@ def report(store: Store, since: dt.datetime | None = None, by: str = "day") -> l
     groups: dict[str, dict] = {}
     for r in rows:
         created = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=dt.UTC)
-        name = {"day": created.date().isoformat(), "key": r.key_prefix or "(bootstrap)",
-                "user": r.user_pseudonym or "(bootstrap)", "model": r.model}[by]
+        name = {"day": created.date().isoformat(), "key": r.key_prefix or UNAUTHENTICATED,
+                "user": r.user_pseudonym or UNAUTHENTICATED, "model": r.model}[by]
         g = groups.setdefault(name, {by: name, "requests": 0, "errors": 0, "input_tokens": 0,
                                      "output_tokens": 0, "cost_usd": Decimal(0)})
         g["requests"] += 1

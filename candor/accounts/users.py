@@ -6,16 +6,17 @@ random pseudonym, so deleting the user leaves counts and costs but nothing that 
 
 from __future__ import annotations
 
+import functools
 import secrets
 from typing import Any
 
 from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
-from sqlalchemy import select
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from candor.errors import InvalidRequestError, NotFoundError
-from candor.store.models import ApiKey, Conversation, UsageRecord, User, utcnow
+from candor.store.models import ApiKey, Conversation, UsageRecord, User, WebSession, utcnow
 
 ROLES = ("admin", "member", "pending")
 _hasher = PasswordHasher()
@@ -30,10 +31,29 @@ def hash_password(password: str) -> str:
 def verify_password(user: User, password: str) -> bool:
     if not user.password_hash:
         return False
+    return _verify(user.password_hash, password)
+
+
+def _verify(stored: str, password: str) -> bool:
     try:
-        return _hasher.verify(user.password_hash, password)
-    except VerificationError:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
         return False
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def check_password(session: Session, username: str, password: str) -> User | None:
+    """The user if this is their password, else None. One Argon2 verification either way (a
+    dummy hash stands in for unknown names and users without a password), so the time a
+    sign-in takes does not tell which names exist."""
+    user = session.scalar(select(User).where(User.username == username))
+    stored = user.password_hash if user is not None and user.password_hash else None
+    ok = _verify(stored or _dummy_hash(), password)
+    return user if ok and stored else None
 
 
 def get_user(session: Session, username: str) -> User:
@@ -70,8 +90,10 @@ def approve_user(session: Session, username: str) -> User:
 
 
 def disable_user(session: Session, username: str) -> User:
+    """Disable the account: its keys are refused and its chat-page sessions end."""
     user = get_user(session, username)
     user.status = "disabled"
+    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
     return user
 
 

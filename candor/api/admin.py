@@ -12,15 +12,14 @@ from pydantic import BaseModel
 from candor.accounts import keys as key_ops
 from candor.accounts import users as user_ops
 from candor.accounts.usage import parse_since, report
-from candor.errors import AccessError, InvalidRequestError
+from candor.api.guard import caller
+from candor.errors import InvalidRequestError
 
 router = APIRouter(prefix="/v1/admin")
 
 
 def _admin_store(request: Request):
-    ctx = getattr(request.state, "key", None)
-    if not request.app.state.no_auth and (ctx is None or not ctx.is_admin):
-        raise AccessError(403, "permission_error", "this endpoint needs an administrator's API key")
+    caller(request, admin=True)  # also on a --no-auth server
     return request.app.state.store
 
 

@@ -23,11 +23,14 @@ from candor.api.errors import (
     validation_error_handler,
 )
 from candor.api.guard import meter, require_key, response_headers
+from candor.api.hosts import HostCheckMiddleware, HostPolicy
 from candor.api.metrics import Metrics
+from candor.api.text_check import require_valid_text
 from candor.engine.hub import EngineHub
 from candor.errors import CandorError
 from candor.registry import load_registry
 from candor.store import Store, open_store
+from candor.web.throttle import SigninThrottle
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,11 @@ class EdgeMiddleware:
 
 
 def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, no_auth: bool = False,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, store: Store | None = None) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, store: Store | None = None,
+               host: str = "127.0.0.1") -> FastAPI:
+    """`host` is the address the server is bound to: requests must name it (or localhost) in
+    their Host header, see candor.api.hosts."""
+    host_policy = HostPolicy(host)
     hub = hub or EngineHub(load_registry())
     store = store or open_store()
 
@@ -132,8 +139,9 @@ def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, n
     app.state.store = store
     app.state.access = AccessControl(store, keys)
     app.state.no_auth = no_auth
+    app.state.signin_throttle = SigninThrottle()
 
-    secured = [Depends(require_key)]
+    secured = [Depends(require_key), Depends(require_valid_text)]
     for router in (messages.router, text_completions.router, openai_chat.router, models.router, admin.router,
                    critique.router):
         app.include_router(router, dependencies=secured)
@@ -143,7 +151,8 @@ def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, n
     from candor.web.routes import STATIC
     from candor.web.routes import router as web_router
 
-    app.include_router(web_router)  # the chat page signs people in with cookies, not API keys
+    # the chat page signs people in with cookies, not API keys
+    app.include_router(web_router, dependencies=[Depends(require_valid_text)])
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/health")
@@ -171,6 +180,7 @@ def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, n
         return error_response(request, 405, "invalid_request_error",
                               f"method {request.method} is not allowed for {request.url.path}")
 
+    app.add_middleware(HostCheckMiddleware, policy=host_policy)  # inside the edge: refusals get a request id
     app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes, metrics=app.state.metrics, fastapi_app=app)
     return app
 

@@ -2,7 +2,8 @@
 
 Until the accounts store exists, keys come from `CANDOR_API_KEYS` (comma-separated) or
 `candor serve --api-key`; with neither, a key is generated once into CANDOR_HOME/api-key and
-printed at start. `--no-auth` (loopback only) turns checking off for local experiments.
+printed at start. `--no-auth` (loopback only) lets requests without a valid key use the model
+endpoints, for local experiments; the admin and critique endpoints still need a key.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
+from candor.api.guard import caller
 from candor.cai.critique import (
     REQUEST_FIELD,
     CritiqueResult,
@@ -78,8 +79,9 @@ def as_json(row: CritiqueRecord) -> dict[str, Any]:
 
 @router.get("/v1/candor/critiques/{request_id}")
 async def get_critique(request_id: str, request: Request) -> dict[str, Any]:
-    """The draft and critiques of a self-critiqued answer, for the key that asked (or an admin)."""
-    ctx = getattr(request.state, "key", None)
+    """The draft and critiques of a self-critiqued answer, for the key that asked (or an admin).
+    A key is needed even on a `--no-auth` server; records of keyless requests are for admins."""
+    ctx = caller(request)
     store: Store = request.app.state.store
 
     def load():
@@ -92,6 +94,6 @@ async def get_critique(request_id: str, request: Request) -> dict[str, Any]:
     key_id, data = await asyncio.to_thread(load)
     if data is None:
         raise NotFoundError(f"no self-critique record for request {request_id!r}", field="request_id")
-    if not request.app.state.no_auth and ctx is not None and not ctx.is_admin and key_id != ctx.key_id:
+    if not ctx.is_admin and key_id != ctx.key_id:
         raise AccessError(403, "permission_error", "this record belongs to another API key")
     return data

@@ -23,4 +23,4 @@ def app_from_env() -> FastAPI:
         hub.preload(hub.registry.default_name())
     return create_app(hub, keys=conf.get("keys", []), no_auth=conf.get("no_auth", False),
                       max_body_bytes=conf.get("max_body_bytes", 32 * 1024 * 1024),
-                      store=open_store(migrate=False))
+                      store=open_store(migrate=False), host=conf.get("host", "127.0.0.1"))

@@ -8,19 +8,42 @@ import time
 
 from fastapi import Request
 
-from candor.accounts.access import AccessControl, Admission
+from candor.accounts.access import ANONYMOUS, AccessControl, Admission
+from candor.accounts.keys import KeyContext
 from candor.api.auth import presented_key
+from candor.errors import AccessError
 from candor.registry import ModelEntry
 
 METERED = {"/v1/messages", "/v1/complete", "/v1/chat/completions"}
 
 
 async def require_key(request: Request) -> None:
-    if request.app.state.no_auth:
-        request.state.key = None
-        return
+    """Every API route: who is calling. On a `--no-auth` server a missing or unusable key makes
+    the caller anonymous (SDKs insist on sending some key), which `caller` keeps out of the
+    admin and critique endpoints; a valid key is still recognised."""
     access: AccessControl = request.app.state.access
-    request.state.key = await asyncio.to_thread(access.authenticate, presented_key(request))
+    secret = presented_key(request)
+    if not request.app.state.no_auth:
+        request.state.key = await asyncio.to_thread(access.authenticate, secret)
+        return
+    request.state.key = ANONYMOUS
+    if secret:
+        try:
+            request.state.key = await asyncio.to_thread(access.authenticate, secret)
+        except AccessError:
+            pass
+
+
+def caller(request: Request, *, admin: bool = False) -> KeyContext:
+    """The key behind a request to an endpoint that needs one even on a `--no-auth` server."""
+    ctx = getattr(request.state, "key", None)
+    if ctx is None or ctx.is_anonymous:
+        raise AccessError(401, "authentication_error",
+                          "this endpoint needs an API key" + (" of an administrator" if admin else "")
+                          + "; --no-auth opens only the model endpoints")
+    if admin and not ctx.is_admin:
+        raise AccessError(403, "permission_error", "this endpoint needs an administrator's API key")
+    return ctx
 
 
 def note_request(request: Request, model: str, end_user: str | None = None) -> None:

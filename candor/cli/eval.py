@@ -105,14 +105,24 @@ def list_tasks() -> None:
 @click.option("--download", is_flag=True, help="Fetch the tasks' data sets into $CANDOR_HOME/data, then exit.")
 @click.option("--list", "show_list", is_flag=True, help="List tasks and their settings, then exit.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--unsafe-sandbox", is_flag=True,
+              help="Run humaneval's model-written code even where its sandbox cannot isolate it (bubblewrap "
+                   "missing or namespaces not allowed): limits only, NOT safe (same as CANDOR_UNSAFE_SANDBOX=1).")
 @click.option("--models-file", default=None, help="Extra registry TOML (default: $CANDOR_MODELS_FILE).")
 @handle_errors
 def eval_command(tasks, models, endpoint, api_key, api, limits, seed, out, data_dir, options, concurrency,
                  context_window, fresh, rescore, no_store_prompts, report_dir, download, show_list, quiet,
-                 models_file):
+                 models_file, unsafe_sandbox):
     """Run evaluation TASKs (or 'all') on one or more models and write results as JSON."""
     from candor.evals import TASKS, task_class
     from candor.evals.task import make_config
+
+    if unsafe_sandbox:
+        import os
+
+        from candor.evals.sandbox import UNSAFE_ENV
+
+        os.environ[UNSAFE_ENV] = "1"  # read by the sandbox at every run; this process is the whole command
 
     if show_list:
         list_tasks()

@@ -23,7 +23,8 @@ def is_loopback(host: str) -> bool:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--api-key", "api_keys", multiple=True, help="Accepted API key (repeatable; also $CANDOR_API_KEYS).")
-@click.option("--no-auth", is_flag=True, help="Accept requests without a key (loopback addresses only).")
+@click.option("--no-auth", is_flag=True,
+              help="Accept model requests without a key (loopback addresses only; admin endpoints still need one).")
 @click.option("--preload/--no-preload", default=True, show_default=True, help="Load the default model at start.")
 @click.option("--models-file", default=None, help="Extra registry TOML (default: $CANDOR_MODELS_FILE).")
 @click.option("--max-body-bytes", type=int, default=32 * 1024 * 1024, show_default=True)
@@ -44,19 +45,20 @@ def serve(host, port, api_keys, no_auth, preload, models_file, max_body_bytes, w
     from candor.api.factory import SETTINGS_VAR
     from candor.registry import load_registry
     from candor.store import open_store
+    from candor.web.throttle import SigninThrottle
 
     if no_auth and not is_loopback(host):
         raise InvalidRequestError(f"--no-auth is refused when binding to {host}, which is not a loopback address",
                                   field="--no-auth")
-    keys: list[str] = []
     if no_auth:
-        click.echo("WARNING: --no-auth: any local process can use this server without a key.", err=True)
-    else:
-        keys, new_key = load_keys(list(api_keys))
-        if new_key:
-            click.echo(f"Generated an API key (saved in {bootstrap_key_file()}):\n  {new_key}", err=True)
+        click.echo("WARNING: --no-auth: any local process can use the model endpoints without a key "
+                   "(the admin and critique endpoints still need one).", err=True)
+    keys, new_key = load_keys(list(api_keys))  # with --no-auth too: admin endpoints still need a key
+    if new_key:
+        click.echo(f"Generated an API key (saved in {bootstrap_key_file()}):\n  {new_key}", err=True)
     if workers < 1:
         raise InvalidRequestError(f"must be >= 1, got {workers}", field="--workers")
+    SigninThrottle()  # a bad CANDOR_SIGNIN_* setting fails here, before any worker starts
     registry = load_registry(models_file)  # a broken registry fails here, before any worker starts
     store = open_store()  # migrations run once, before the workers start
     with store.session() as session:
@@ -70,7 +72,7 @@ def serve(host, port, api_keys, no_auth, preload, models_file, max_body_bytes, w
 
         ensure_weights(registry.get(registry.default_name()), cli_progress())
     os.environ[SETTINGS_VAR] = json.dumps({"keys": keys, "no_auth": no_auth, "max_body_bytes": max_body_bytes,
-                                           "models_file": models_file, "preload": preload})
+                                           "models_file": models_file, "preload": preload, "host": host})
     click.echo(f"Candor is serving on http://{host}:{port} with {workers} worker(s) "
                f"(Anthropic: base_url=http://{host}:{port}; OpenAI: base_url=http://{host}:{port}/v1)", err=True)
     uvicorn.run("candor.api.factory:app_from_env", factory=True, host=host, port=port, workers=workers,

@@ -7,9 +7,11 @@ function in a code block instead; both are read by `program_from`). Generation s
 of the code block or at the next top-level statement, as in the HumanEval paper.
 
 Each program (the function, then the data's `check` tests, then `check(entry_point)`) runs in the
-sandbox (candor/evals/sandbox.py): its own process, time, memory and file limits, no network,
-writes only in a throwaway folder that is deleted afterwards. A program that loops forever is
-killed at `timeout_s` and fails.
+sandbox (candor/evals/sandbox.py): a bubblewrap container with its own PID, network and mount
+namespaces, uid 65534, a seccomp filter that denies sockets, time, memory, process and file
+limits, and a throwaway tmpfs as its only writable folder. A program that loops forever is killed
+at `timeout_s` and fails. Without working isolation the task refuses to start (before generating
+anything), unless `candor eval --unsafe-sandbox` or `CANDOR_UNSAFE_SANDBOX=1` allows it.
 
 With `samples` = n > 1 (at `temperature` > 0), pass@k for each k in `k` (k <= n) is the unbiased
 estimate 1 - C(n-c, k) / C(n, k) averaged over problems; pass@1 with one greedy sample is the
@@ -25,7 +27,7 @@ from typing import Any
 
 from candor.evals import stats
 from candor.evals.models import EvalModel, Prompt
-from candor.evals.sandbox import SandboxLimits, run_python
+from candor.evals.sandbox import SandboxLimits, require_isolation, run_python
 from candor.evals.task import Item, Task, csv_list, opt
 
 STOPS = ["```", "\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert "]
@@ -88,6 +90,10 @@ class HumanEval(Task):
     def ks(self) -> list[int]:
         ks = sorted({int(k) for k in csv_list(self.config.k)} | {1})
         return [k for k in ks if k <= self.config.samples]
+
+    async def prepare(self, model: EvalModel) -> None:
+        """Fail before generating anything when the sandbox cannot isolate programs here."""
+        self.resolved["sandbox"] = await asyncio.to_thread(require_isolation)
 
     def prompt(self, item: Item, model: EvalModel) -> Prompt:
         """With a prefill, the function's header opens the answer's code block and the model writes

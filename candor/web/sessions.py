@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import secrets
 
 from fastapi import Request, Response
 from sqlalchemy import delete
 
+from candor.accounts.keys import secrets_match
 from candor.errors import AccessError
 from candor.store import Store
 from candor.store.models import User, WebSession, utcnow
@@ -72,7 +72,7 @@ def require_user(store: Store, request: Request, *, admin: bool = False) -> tupl
     user, row = found
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         sent = request.headers.get("x-csrf-token", "")
-        if not hmac.compare_digest(sent, row.csrf_token):
+        if not secrets_match(sent, row.csrf_token):
             raise AccessError(403, "permission_error", "missing or wrong x-csrf-token header")
     if user.status != "active":
         raise AccessError(403, "permission_error", "this account is disabled")
