@@ -15,8 +15,9 @@ import platform
 import statistics
 import time
 
-from candor.chat import Message, render
+from candor.chat import Message
 from candor.engine.base import GenerateRequest, SamplingParams, TextDelta
+from candor.engine.hub import chat_format_of
 from candor.engine.llama import LlamaConfig, LlamaEngine, available_cores
 from candor.engine.weights import ensure_weights
 from candor.registry import load_registry
@@ -73,15 +74,16 @@ def conversation(words: int) -> list[Message]:
     return msgs
 
 
-async def follow_up_ttft(engine: LlamaEngine, reuse: bool) -> tuple[float, int]:
+async def follow_up_ttft(engine: LlamaEngine, reuse: bool, fmt) -> tuple[float, int]:
+    """The model's own chat format and system prompt, as the server renders the conversation."""
     history = conversation(700)  # about 1,000 tokens
-    first = render(history + [Message("user", "Summarise the story so far.")])
+    first = fmt.render(history + [Message("user", "Summarise the story so far.")])
     answer = []
     async for event in engine.generate(GenerateRequest(prompt=first.text, max_tokens=32, sampling=GREEDY,
                                                        end_sequences=first.end_sequences)):
         if isinstance(event, TextDelta):
             answer.append(event.text)
-    follow = render(history + [Message("user", "Summarise the story so far."),
+    follow = fmt.render(history + [Message("user", "Summarise the story so far."),
                                Message("assistant", "".join(answer).strip() or "It is about a mill."),
                                Message("user", "And what happens next?")])
     if not reuse:
@@ -100,8 +102,10 @@ async def main() -> None:
 
     import llama_cpp
 
-    path = ensure_weights(load_registry().get("candor-instant"))
-    config = LlamaConfig(model_path=path, context_window=args.context)
+    entry = load_registry().get("candor-instant")
+    path = ensure_weights(entry)
+    fmt = chat_format_of(entry)
+    config = LlamaConfig(model_path=path, context_window=args.context, parse_special=bool(fmt.chat_template))
     engine = LlamaEngine("candor-instant", config)
     raw = llama_cpp.Llama(model_path=str(path), n_ctx=args.context, n_batch=config.batch_size,
                           n_threads=available_cores(), flash_attn=config.flash_attn, swa_full=True, verbose=False)
@@ -128,8 +132,8 @@ async def main() -> None:
         c, w = statistics.median(rows["candor"][metric]), statistics.median(rows["raw"][metric])
         print(f"{label:<28}{c:>10.1f}{w:>12.1f}{c / w:>8.2f}")
 
-    reused = [await follow_up_ttft(engine, reuse=True) for _ in range(args.repeats)]
-    cold = [await follow_up_ttft(engine, reuse=False) for _ in range(args.repeats)]
+    reused = [await follow_up_ttft(engine, True, fmt) for _ in range(args.repeats)]
+    cold = [await follow_up_ttft(engine, False, fmt) for _ in range(args.repeats)]
     t_reuse, t_cold = statistics.median(t for t, _ in reused), statistics.median(t for t, _ in cold)
     print(f"\nfollow-up turn in a {reused[0][1]}-token conversation, time to first token:")
     print(f"  prefix reused   {t_reuse:6.3f} s")

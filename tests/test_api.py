@@ -80,12 +80,25 @@ def test_messages_create(client):
     assert msg._request_id.startswith("req_")
 
 
+def test_readme_example_without_sampling_settings_answers_like_greedy(client):
+    """The README's SDK example names no temperature: candor-instant's registry default (0) applies,
+    so a new user's first question gets the model's best answer every time."""
+    ask = {"role": "user", "content": "What is the capital of France?"}
+    with client.messages.stream(model="candor-instant", max_tokens=30, messages=[ask]) as stream:
+        streamed = "".join(stream.text_stream)
+    again = client.messages.create(model="candor-instant", max_tokens=30, messages=[ask]).content[0].text
+    greedy = client.messages.create(model="candor-instant", max_tokens=30, extra_body=GREEDY,
+                                    messages=[ask]).content[0].text
+    assert streamed == again == greedy and "Paris" in streamed
+
+
 def test_system_blocks_stop_sequences_and_max_tokens(client):
     msg = client.messages.create(model="candor-instant", max_tokens=40, extra_body=GREEDY,
-                                 system=[{"type": "text", "text": "You count."}], stop_sequences=["3"],
-                                 messages=[{"role": "user", "content": [{"type": "text", "text": "Count: 1, 2, 3,"}]}])
-    assert msg.stop_reason == "stop_sequence" and msg.stop_sequence == "3"
-    assert msg.content[0].text.startswith("1, 2")
+                                 system=[{"type": "text", "text": "You count."}], stop_sequences=["4"],
+                                 messages=[{"role": "user", "content": [
+                                     {"type": "text", "text": "Count from 1 to 10, separated by commas."}]}])
+    assert msg.stop_reason == "stop_sequence" and msg.stop_sequence == "4"
+    assert msg.content[0].text.startswith("1, 2, 3")
     short = client.messages.create(model="candor-instant", max_tokens=2, extra_body=GREEDY,
                                    messages=[{"role": "user", "content": "Tell me a long story."}])
     assert short.stop_reason == "max_tokens" and short.usage.output_tokens == 2
@@ -175,6 +188,34 @@ def test_malformed_bodies(server):
     assert r.headers["request-id"].startswith("req_")
 
 
+def test_odd_bytes_in_keys_and_text_are_4xx_not_500(server):
+    for header in ({"x-api-key": "clé-✓".encode()}, {"authorization": "Bearer clé".encode()}):
+        r = HTTP.get(f"{server}/v1/models", headers=header)  # non-ASCII header bytes
+        assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    headers = {"x-api-key": KEY, "content-type": "application/json"}
+    lone = b'{"model": "candor-instant", "max_tokens": 3, "messages": [{"role": "user", "content": "hi \\ud800"}]}'
+    r = HTTP.post(f"{server}/v1/messages", headers=headers, content=lone)
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith("messages.0.content: contains a lone")
+    r = HTTP.post(f"{server}/v1/chat/completions", headers=headers, content=lone.replace(b'"max_tokens": 3, ', b""))
+    assert r.status_code == 400 and r.json()["error"]["param"] == "messages.0.content"
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_openai_zero_max_tokens_is_400(oai, field):
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.chat.completions.create(model="candor-instant", messages=[{"role": "user", "content": "Hi"}], **{field: 0})
+    assert err.value.body["param"] == field and err.value.body["message"] == f"{field}: must be >= 1, got 0"
+
+
+def test_host_header_must_name_this_server(server):
+    port = server.rsplit(":", 1)[1]
+    r = HTTP.get(f"{server}/v1/models", headers={"x-api-key": KEY, "host": f"evil.example:{port}"})
+    assert r.status_code == 421 and "does not answer to Host 'evil.example:" in r.json()["error"]["message"]
+    assert "CANDOR_ALLOWED_HOSTS" in r.json()["error"]["message"] and r.headers["request-id"].startswith("req_")
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "LOCALHOST"):
+        assert HTTP.get(f"{server}/v1/models", headers={"x-api-key": KEY, "host": host}).status_code == 200, host
+
+
 def test_over_long_prompt_is_400(client):
     with pytest.raises(anthropic.BadRequestError, match="context window"):
         client.messages.create(model="candor-instant", max_tokens=4096,
@@ -201,7 +242,8 @@ def test_text_completions_raw_http(server):
 
 def test_openai_create_and_stream(oai):
     r = oai.chat.completions.create(model="candor-instant", max_tokens=20, temperature=0, messages=[
-        {"role": "system", "content": "You are helpful."}, {"role": "user", "content": "What is the capital of France?"}])
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "What is the capital of France?"}])
     assert r.object == "chat.completion" and "Paris" in r.choices[0].message.content
     assert r.choices[0].finish_reason in ("stop", "length") and r.usage.total_tokens > 0
     chunks = list(oai.chat.completions.create(model="candor-instant", max_tokens=6, stream=True,
@@ -295,6 +337,18 @@ def test_no_auth_is_refused_off_loopback():
     result = subprocess.run([sys.executable, "-m", "candor", "serve", "--host", "0.0.0.0", "--no-auth"],
                             check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "loopback" in result.stderr
+
+
+def test_no_auth_keeps_admin_and_critiques_closed():
+    with running_server("--no-auth", "--no-preload") as url:  # started with a bootstrap key too
+        assert HTTP.get(f"{url}/v1/models").status_code == 200  # the model endpoints are open
+        assert HTTP.get(f"{url}/v1/models", headers={"x-api-key": "anything"}).status_code == 200
+        for headers in ({}, {"x-api-key": "anything"}):
+            r = HTTP.get(f"{url}/v1/admin/users", headers=headers)
+            assert r.status_code == 401 and "administrator" in r.json()["error"]["message"]
+            assert HTTP.get(f"{url}/v1/candor/critiques/req_x", headers=headers).status_code == 401
+        assert HTTP.get(f"{url}/v1/admin/users", headers={"x-api-key": KEY}).status_code == 200
+        assert HTTP.get(f"{url}/v1/candor/critiques/req_x", headers={"x-api-key": KEY}).status_code == 404
 
 
 SDK0_SCRIPT = """

@@ -61,3 +61,19 @@ async def test_agreement_counts_human_chosen_preferences(data_dir):
     assert bad["agreement"] == 0.0
     low, high = wilson(50, 100)
     assert low < 0.5 < high
+
+
+async def test_principle_ensemble_asks_each_principle_in_both_orders_and_chat_wraps_the_question():
+    import random as _random
+
+    from candor.cai.feedback import compare, principles_for
+    from candor.constitution import load_constitution
+
+    engine = ScriptedEngine(prefers="good")
+    first, more = principles_for(load_constitution(), _random.Random(1), 3)
+    assert len({p.id for p in [first, *more]}) == 3
+    scores = await compare(fake_model(engine), [Message("user", "q")], "a good answer", "a bad one", first, "",
+                           True, True, more)
+    assert len(engine.prompts) == 6 and scores["p_first"] > 0.5
+    assert all(p.startswith("\n\nHuman: Consider") and p.endswith("\n\nAssistant: The answer is: (")
+               for p in engine.prompts)

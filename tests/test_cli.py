@@ -21,7 +21,7 @@ def test_models_table_lists_registry_with_prices_and_presence(candor_bin):
     for column in ("name", "weights", "adapter", "context", "max out", "$/MTok in", "$/MTok out", "present"):
         assert column in header
     instant = next(r for r in rows if r.startswith("candor-instant "))
-    assert "1.63" in instant and "5.51" in instant and "32,768" in instant and instant.rstrip().endswith("yes")
+    assert "1.63" in instant and "5.51" in instant and "8,192" in instant and instant.rstrip().endswith("yes")
     flagship = next(r for r in rows if r.startswith("candor-2 "))
     assert "11.02" in flagship and "32.68" in flagship and flagship.rstrip().endswith("no")
 
@@ -43,10 +43,10 @@ def test_complete_json_reports_stop_reason_and_usage(candor_bin):
 
 def test_complete_stop_sequence_and_max_tokens(candor_bin):
     stopped = json.loads(run(candor_bin, "complete", "Count from 1 to 20 with commas.", "--temperature", "0",
-                             "--stop", "20", "--stop", "never-appears", "--max-tokens", "60", "--json",
+                             "--stop", "12", "--stop", "never-appears", "--max-tokens", "60", "--json",
                              check=True).stdout)
-    assert stopped["stop_reason"] == "stop_sequence" and stopped["stop_sequence"] == "20"
-    assert "20" not in stopped["text"]
+    assert stopped["stop_reason"] == "stop_sequence" and stopped["stop_sequence"] == "12"
+    assert "12" not in stopped["text"] and "11" in stopped["text"]
     capped = json.loads(run(candor_bin, "complete", "Write a long essay about rivers.", "--temperature", "0",
                             "--max-tokens", "3", "--json", check=True).stdout)
     assert capped["stop_reason"] == "max_tokens" and capped["usage"]["output_tokens"] == 3
@@ -60,7 +60,7 @@ def test_complete_streams_plain_text(candor_bin):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model", "claude-9"], "known models: candor-2, candor-2-remote, candor-instant, candor-instant-"),
+    (["--model", "claude-9"], "known models: candor-2, candor-2-remote, candor-base, candor-base-cai"),
     (["--temperature", "1.5"], "temperature: range: 0..1"),
     (["--top-p", "2"], "top_p: range: 0..1"),
     (["--top-k", "-3"], "top_k: must be >= 0"),

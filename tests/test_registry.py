@@ -10,9 +10,32 @@ def test_packaged_registry_has_instant_and_flagship_with_list_prices():
     instant, flagship = reg.get("candor-instant"), reg.get("candor-2")
     assert (instant.price_input_per_mtok, instant.price_output_per_mtok) == (1.63, 5.51)
     assert (flagship.price_input_per_mtok, flagship.price_output_per_mtok) == (11.02, 32.68)
-    assert instant.max_output_tokens == 4096 and instant.prompt_format == "human-assistant"
+    assert instant.max_output_tokens == 4096 and instant.prompt_format == "template"
+    assert "Candor" in instant.system_prompt
     assert weights_present(instant)
     assert reg.default_name() == "candor-instant"
+    assert reg.get("candor-base").prompt_format == "human-assistant"  # Gemma 3 270M, a base model
+
+
+def test_default_models_context_window_is_what_its_gguf_says(model_path):
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
+    try:
+        trained = int(llm.metadata[f"{llm.metadata['general.architecture']}.context_length"])
+    finally:
+        llm.close()
+    assert load_registry().get("candor-instant").context_window == trained == 8192
+
+
+def test_a_context_window_larger_than_the_gguf_was_trained_for_is_refused(model_path, tmp_path, monkeypatch):
+    from candor.engine.hub import build_engine
+    from candor.errors import WeightsError
+
+    user = tmp_path / "models.toml"
+    user.write_text('[models.candor-instant]\ncontext_window = 16384\n')
+    with pytest.raises(WeightsError, match="16384 .* larger than the 8192 tokens"):
+        build_engine(load_registry(user).get("candor-instant"))
 
 
 def test_cost_uses_per_million_prices():
@@ -73,3 +96,14 @@ def test_bad_entries_name_the_entry_and_field(tmp_path, monkeypatch, body, field
 def test_missing_user_file_is_a_clear_error(tmp_path):
     with pytest.raises(InvalidRequestError, match="does not exist"):
         load_registry(tmp_path / "nope.toml")
+
+
+def test_default_model_speaks_as_candor_unless_the_request_brings_its_own_system_prompt(model_path):
+    from candor.chat import Message
+    from candor.engine.hub import chat_format_of
+
+    fmt = chat_format_of(load_registry().get("candor-instant"))
+    ours = fmt.render([Message("user", "Who are you?")]).text
+    assert ours.startswith("<|im_start|>system\nYou are Candor") and "SmolLM" not in ours
+    theirs = fmt.render([Message("user", "Who are you?")], system="You are a pirate.").text
+    assert "You are a pirate." in theirs and "Candor" not in theirs and "SmolLM" not in theirs

@@ -1,6 +1,7 @@
 import pytest
 
-from candor.chat import Message, render
+from candor.chat import ChatFormat, Message, render, render_answer
+from candor.chat.render import parse_prompt
 from candor.errors import InvalidRequestError
 
 # A template in the style GGUF files carry (no system role: it raises, so the renderer folds).
@@ -63,3 +64,51 @@ def test_invalid_conversations_name_the_field(messages, field, text):
         render(messages)
     assert err.value.field == field
     assert err.value.message.startswith(field)
+
+
+# A ChatML template in the style of SmolLM2's: it writes its own identity when no system is given.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SMOL_TOKENS = {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "add_bos_token": "false"}
+
+
+def test_default_system_prompt_replaces_the_templates_identity():
+    fmt = ChatFormat(CHATML_TEMPLATE, SMOL_TOKENS, default_system="You are Candor.")
+    text = fmt.render([Message("user", "Hi")]).text
+    assert text == "<|im_start|>system\nYou are Candor.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    assert "SmolLM" not in text
+
+
+def test_a_users_system_prompt_replaces_the_default():
+    fmt = ChatFormat(CHATML_TEMPLATE, SMOL_TOKENS, default_system="You are Candor.")
+    text = fmt.render([Message("user", "Hi")], system="Answer in French.").text
+    assert "Answer in French." in text and "Candor" not in text and "SmolLM" not in text
+
+
+def test_bos_the_tokenizer_never_adds_is_kept_in_the_text():
+    """SmolLM2's BOS is <|im_start|> and its tokenizer adds none: dropping it loses the first turn marker."""
+    kept = render([Message("user", "Hi")], "S", chat_template=CHATML_TEMPLATE, special_tokens=SMOL_TOKENS).text
+    assert kept.startswith("<|im_start|>system\nS")
+    dropped = render([Message("user", "Hi")], "S", chat_template=CHATML_TEMPLATE,
+                     special_tokens={**SMOL_TOKENS, "add_bos_token": "true"}).text
+    assert dropped.startswith("system\nS")
+
+
+def test_training_example_is_the_served_prompt_plus_the_answer_and_end_of_turn():
+    fmt = ChatFormat(CHATML_TEMPLATE, SMOL_TOKENS, default_system="You are Candor.")
+    conv = [Message("user", "Hi"), Message("assistant", "Hello!")]
+    prompt, completion = fmt.render_answer(conv)
+    assert prompt == fmt.render(conv[:1]).text
+    assert completion == "Hello!<|im_end|>"
+    assert render_answer(conv) == ("\n\nHuman: Hi\n\nAssistant:", " Hello!\n\nHuman:")
+
+
+def test_text_completions_prompt_splits_into_turns_any_format_can_render():
+    messages, system = parse_prompt("Be brief.\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: 2+2?\n\nAssistant:")
+    assert system == "Be brief." and [m.role for m in messages] == ["user", "assistant", "user"]
+    text = ChatFormat(CHATML_TEMPLATE, SMOL_TOKENS).render(messages, system).text
+    assert text.endswith("<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n") and "Human:" not in text

@@ -40,6 +40,26 @@ def test_training_examples_are_rendered_by_the_serving_renderer():
     assert prompt.endswith("\n\nAssistant:") and completion == " Goodbye." + HUMAN
 
 
+async def test_training_renders_the_default_model_exactly_as_the_server_does(model_path):
+    """The default model's ChatML template, its BOS kept, and Candor's system prompt: the text the
+    server sends the engine for a conversation is the prompt a training example is built from."""
+    from candor.engine.hub import EngineHub, chat_format_of
+    from candor.registry import load_registry
+    from candor.train.common import chat_format_for
+
+    conv = [Message("user", "Hi there"), Message("assistant", "Hello!")]
+    hub = EngineHub(load_registry())
+    try:
+        served = (await hub.get("candor-instant")).chat_format.render(conv[:1]).text
+    finally:
+        await hub.close()
+    fmt = chat_format_for("candor-instant")
+    assert fmt == chat_format_of(load_registry().get("candor-instant"))
+    prompt, completion = render_example(conv, fmt=fmt)
+    assert prompt == served and prompt.startswith("<|im_start|>system\nYou are Candor")
+    assert completion == "Hello!<|im_end|>"
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     return tmp_path_factory.mktemp("pipeline")
@@ -121,12 +141,14 @@ def test_pipeline_end_to_end(work, model_path):
     # 7. the adapter loads in the engine and changes greedy output
     from candor.engine.base import GenerateRequest, SamplingParams, collect
     from candor.engine.llama import LlamaConfig, LlamaEngine
+    from candor.train.common import chat_format_for
 
-    prompt = render([Message("user", "How do I boil an egg?")]).text
+    prompt = chat_format_for("candor-instant").render([Message("user", "How do I boil an egg?")]).text
     request = GenerateRequest(prompt=prompt, max_tokens=16, sampling=SamplingParams(temperature=0.0))
 
     async def greedy(adapter: Path | None) -> str:
-        eng = LlamaEngine("t", LlamaConfig(model_path=model_path, context_window=512, adapter_path=adapter))
+        eng = LlamaEngine("t", LlamaConfig(model_path=model_path, context_window=512, adapter_path=adapter,
+                                            parse_special=True))
         try:
             return (await collect(eng.generate(request)))[0]
         finally:

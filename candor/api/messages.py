@@ -116,7 +116,7 @@ async def create_message(body: MessagesRequest, request: Request):
     critique = critique_for(request, body.model, body.candor, spec is not None)
     params = ChatParams(
         max_tokens=body.max_tokens,
-        temperature=1.0 if body.temperature is None else body.temperature,
+        temperature=body.temperature,
         top_p=body.top_p, top_k=body.top_k,
         stop_sequences=tuple(body.stop_sequences or ()),
         grammar=spec.grammar if spec else None,

@@ -80,6 +80,15 @@ def to_conversation(body: ChatRequest) -> tuple[list[Message], str | None]:
     return messages, "\n\n".join(system_parts) or None
 
 
+def requested_max_tokens(body: ChatRequest) -> int | None:
+    """max_completion_tokens, else the older max_tokens; 0 or less is refused, as OpenAI does."""
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = getattr(body, name)
+        if value is not None and value < 1:
+            raise InvalidRequestError(f"must be >= 1, got {value}", field=name)
+    return body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+
+
 def completion_id() -> str:
     return "chatcmpl-" + uuid.uuid4().hex[:24]
 
@@ -92,9 +101,9 @@ async def chat_completions(body: ChatRequest, request: Request):
     critique = critique_for(request, body.model, body.candor, spec is not None)
     state = request.app.state
     entry = state.hub.registry.get(body.model)
-    max_tokens = body.max_completion_tokens or body.max_tokens or entry.max_output_tokens
+    max_tokens = requested_max_tokens(body) or entry.max_output_tokens
     stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
-    params = ChatParams(max_tokens=max_tokens, temperature=1.0 if body.temperature is None else body.temperature,
+    params = ChatParams(max_tokens=max_tokens, temperature=body.temperature,
                         top_p=body.top_p, seed=body.seed, stop_sequences=tuple(stops),
                         grammar=spec.grammar if spec else None)
     gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request), critique)

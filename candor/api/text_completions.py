@@ -6,7 +6,6 @@ by the shared chat renderer, so a model with its own chat template still gets it
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
@@ -18,13 +17,12 @@ from candor.api.critique import critique_for
 from candor.api.generation import Generation, start_generation
 from candor.api.guard import admit_for, note_request
 from candor.api.sse import SSE_HEADERS, frame
-from candor.chat.render import ASSISTANT, HUMAN, Message
+from candor.chat.render import ASSISTANT, HUMAN, parse_prompt
 from candor.chat.service import ChatParams
 from candor.engine.base import TextDelta
-from candor.errors import CandorError, InvalidRequestError
+from candor.errors import CandorError
 
 router = APIRouter()
-_TURN = re.compile(r"\n\n(Human|Assistant):")
 
 
 class CompleteRequest(BaseModel):
@@ -40,34 +38,12 @@ class CompleteRequest(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
-def parse_prompt(prompt: str) -> tuple[list[Message], str | None]:
-    """Split "\\n\\nHuman: …\\n\\nAssistant:" text into (messages, system), enforcing the rules."""
-    prompt = prompt.rstrip(" ")
-    marks = list(_TURN.finditer(prompt))
-    if not marks or marks[0].group(1) != "Human":
-        raise InvalidRequestError('prompt must start with "\\n\\nHuman:" turn after an optional system prompt',
-                                  field="prompt")
-    if marks[-1].group(1) != "Assistant" or prompt[marks[-1].end():].strip():
-        raise InvalidRequestError('prompt must end with "\\n\\nAssistant:" turn', field="prompt")
-    system = prompt[: marks[0].start()].strip() or None
-    messages: list[Message] = []
-    for mark, following in zip(marks, marks[1:] + [None]):
-        text = prompt[mark.end(): following.start() if following else len(prompt)].strip()
-        role = "user" if mark.group(1) == "Human" else "assistant"
-        if following is None:
-            break  # the final, empty Assistant turn
-        if messages and messages[-1].role == role:
-            raise InvalidRequestError(f"prompt has two {mark.group(1)} turns in a row", field="prompt")
-        messages.append(Message(role, text))  # type: ignore[arg-type]
-    return messages, system
-
-
 @router.post("/v1/complete")
 async def complete(body: CompleteRequest, request: Request):
     note_request(request, body.model, (body.metadata or {}).get("user_id"))
     messages, system = parse_prompt(body.prompt)
     params = ChatParams(max_tokens=body.max_tokens_to_sample,
-                        temperature=1.0 if body.temperature is None else body.temperature,
+                        temperature=body.temperature,
                         top_p=body.top_p, top_k=body.top_k, stop_sequences=tuple(body.stop_sequences or ()))
     state = request.app.state
     critique = critique_for(request, body.model, None, False)  # the registry's setting only

@@ -56,6 +56,9 @@ class FeedbackSettings:
     max_tokens: int = opt(160, "Most tokens per sampled answer.")
     fewshot: int = opt(2, "Few-shot labelled comparisons before each question (0-3).")
     both_orders: bool = opt(True, "Ask with the options in both orders and average (removes letter bias).")
+    ensemble: int = opt(1, "Principles whose labels are averaged per pair (the paper's principle ensemble).")
+    chat: bool = opt(False, "Ask in the feedback model's own chat format (an instruction-tuned model) "
+                            "instead of as plain text (a pretrained model, as the paper).")
     data_dir: str = opt("", "Data folder holding hh-rlhf/ (default: CANDOR_DATA_DIR or ../shared/data).")
 
 
@@ -94,20 +97,52 @@ def normalise(logprobs: dict[str, float]) -> float:
     return ea / (ea + eb)
 
 
+ANSWER_CUE = "The answer is: ("
+
+
+def as_prompt(model: LoadedModel, text: str, chat: bool) -> str:
+    """The question as plain text, or as a user turn in the model's chat format with the answer
+    cue as the start of the assistant's reply."""
+    if not chat:
+        return text
+    body = text.removesuffix(ANSWER_CUE).rstrip()
+    return model.chat_format.render([Message("user", body), Message("assistant", ANSWER_CUE)]).text
+
+
+async def _p_first(model: LoadedModel, context, first, second, principle, shots, both_orders, chat):
+    ask = model.engine.next_token_logprobs
+    p_ab = normalise(await ask(as_prompt(model, shots + question(context, first, second, principle), chat), LETTERS))
+    if not both_orders:
+        return p_ab, None
+    p_ba = normalise(await ask(as_prompt(model, shots + question(context, second, first, principle), chat), LETTERS))
+    return p_ab, 1.0 - p_ba
+
+
 async def compare(model: LoadedModel, context: Sequence[Message], first: str, second: str, principle: Principle,
-                  shots: str, both_orders: bool = True) -> dict[str, float]:
-    """P(first is better) under `principle`, averaged over both option orders if asked."""
-    p_ab = normalise(await model.engine.next_token_logprobs(shots + question(context, first, second, principle),
-                                                             LETTERS))
-    out = {"p_first_as_a": p_ab}
-    if both_orders:
-        p_ba = normalise(await model.engine.next_token_logprobs(
-            shots + question(context, second, first, principle), LETTERS))
-        out["p_first_as_b"] = 1.0 - p_ba
-        out["p_first"] = (p_ab + (1.0 - p_ba)) / 2
+                  shots: str, both_orders: bool = True, chat: bool = False,
+                  more_principles: Sequence[Principle] = ()) -> dict[str, float]:
+    """P(first is better) under `principle` (averaged with `more_principles`: an ensemble),
+    over both option orders if asked."""
+    as_a, as_b = [], []
+    for p in (principle, *more_principles):
+        p_ab, p_first_as_b = await _p_first(model, context, first, second, p, shots, both_orders, chat)
+        as_a.append(p_ab)
+        if p_first_as_b is not None:
+            as_b.append(p_first_as_b)
+    out = {"p_first_as_a": sum(as_a) / len(as_a)}
+    if as_b:
+        out["p_first_as_b"] = sum(as_b) / len(as_b)
+        out["p_first"] = (out["p_first_as_a"] + out["p_first_as_b"]) / 2
     else:
-        out["p_first"] = p_ab
+        out["p_first"] = out["p_first_as_a"]
     return out
+
+
+def principles_for(constitution: Constitution, rng: random.Random, k: int) -> tuple[Principle, list[Principle]]:
+    """One principle drawn at random, and k-1 more distinct ones for an ensemble."""
+    first = rng.choice(constitution.principles)
+    others = [p for p in constitution.principles if p.id != first.id]
+    return first, rng.sample(others, min(max(0, k - 1), len(others)))
 
 
 def _prompts(cfg: FeedbackSettings) -> list[str]:
@@ -145,13 +180,14 @@ async def run_feedback(policy: LoadedModel, judge: LoadedModel, cfg: FeedbackSet
                 params = ChatParams(max_tokens=cfg.max_tokens, temperature=cfg.temperature,
                                     seed=rng.randrange(1 << 30))
                 answers.append((await generate(policy, context, None, params))[0])
-            principle = rng.choice(constitution.principles)
+            principle, more = principles_for(constitution, rng, cfg.ensemble)
             shots = fewshot_block(constitution, rng, cfg.fewshot)
-            scores = await compare(judge, context, answers[0], answers[1], principle, shots, cfg.both_orders)
+            scores = await compare(judge, context, answers[0], answers[1], principle, shots, cfg.both_orders,
+                                   cfg.chat, more)
             p_a = scores["p_first"]
             chosen, rejected = (answers[0], answers[1]) if p_a >= 0.5 else (answers[1], answers[0])
             row = {"id": index, "prompt": prompt, "response_a": answers[0], "response_b": answers[1],
-                   "principle": principle.id, "p_a": round(p_a, 6),
+                   "principle": principle.id, "ensemble": [p.id for p in more], "p_a": round(p_a, 6),
                    **{k: round(v, 6) for k, v in scores.items() if k != "p_first"},
                    "chosen": chosen, "rejected": rejected, "confidence": round(max(p_a, 1 - p_a), 6),
                    "policy": policy.name, "feedback_model": judge.name}
@@ -174,7 +210,8 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 async def measure_agreement(judge: LoadedModel, pairs: int = 200, seed: int = 0, fewshot: int = 2,
                             both_orders: bool = True, constitution: Constitution | None = None,
-                            data_dir: str | None = None, max_chars: int = 2000) -> dict[str, Any]:
+                            data_dir: str | None = None, max_chars: int = 2000, ensemble: int = 1,
+                            chat: bool = False) -> dict[str, Any]:
     """How often the feedback model prefers the human-chosen answer of hh-rlhf harmless-base
     held-out pairs. Returns accuracy with a 95% Wilson interval and the mean soft label."""
     from tqdm import tqdm
@@ -188,11 +225,11 @@ async def measure_agreement(judge: LoadedModel, pairs: int = 200, seed: int = 0,
     started = time.perf_counter()
     for pair in tqdm(rows, desc="agreement", unit="pair"):
         rng = random.Random(f"{seed}:agree:{pair.index}")
-        principle = rng.choice(constitution.principles)
+        principle, more = principles_for(constitution, rng, ensemble)
         shots = fewshot_block(constitution, rng, fewshot)
         chosen_first = rng.random() < 0.5
         first, second = (pair.chosen, pair.rejected) if chosen_first else (pair.rejected, pair.chosen)
-        scores = await compare(judge, pair.context, first, second, principle, shots, both_orders)
+        scores = await compare(judge, pair.context, first, second, principle, shots, both_orders, chat, more)
         p_chosen = scores["p_first"] if chosen_first else 1 - scores["p_first"]
         p_chosen_single = scores["p_first_as_a"] if chosen_first else 1 - scores["p_first_as_a"]
         agree += p_chosen > 0.5
@@ -203,5 +240,5 @@ async def measure_agreement(judge: LoadedModel, pairs: int = 200, seed: int = 0,
     return {"feedback_model": judge.name, "pairs": n, "agreement": round(agree / n, 4) if n else None,
             "ci95": [round(low, 4), round(high, 4)], "mean_p_chosen": round(total_p / n, 4) if n else None,
             "agreement_one_order": round(first_only / n, 4) if n else None, "both_orders": both_orders,
-            "fewshot": fewshot, "seed": seed, "source": "hh-rlhf harmless-base test, last 300 rows (held out)",
+            "fewshot": fewshot, "ensemble": ensemble, "chat": chat, "seed": seed, "source": "hh-rlhf harmless-base test, last 300 rows (held out)",
             "max_chars": max_chars, "seconds": round(time.perf_counter() - started, 1)}

@@ -3,11 +3,15 @@
 from candor.chat.render import (
     ASSISTANT,
     HUMAN,
+    HUMAN_ASSISTANT,
+    ChatFormat,
     Message,
     RenderedPrompt,
     as_messages,
     render,
+    render_answer,
     validate_messages,
 )
 
-__all__ = ["ASSISTANT", "HUMAN", "Message", "RenderedPrompt", "as_messages", "render", "validate_messages"]
+__all__ = ["ASSISTANT", "HUMAN", "HUMAN_ASSISTANT", "ChatFormat", "Message", "RenderedPrompt", "as_messages",
+           "render", "render_answer", "validate_messages"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from candor.chat.render import Message, RenderedPrompt, as_messages, render
+from candor.chat.render import Message, RenderedPrompt, as_messages
 from candor.engine.base import Event, GenerateRequest, SamplingParams, TextDelta
 from candor.engine.hub import LoadedModel
 from candor.errors import InvalidRequestError
@@ -19,7 +19,7 @@ from candor.registry import ModelEntry
 @dataclass(frozen=True)
 class ChatParams:
     max_tokens: int
-    temperature: float = 1.0
+    temperature: float | None = None  # None: the model's registry default (default_temperature)
     top_p: float | None = None
     top_k: int | None = None
     seed: int | None = None
@@ -28,7 +28,8 @@ class ChatParams:
 
     def validate(self, entry: ModelEntry) -> None:
         """Check what can be checked before the model is loaded."""
-        SamplingParams(self.temperature, self.top_p, self.top_k, self.seed).validate()
+        SamplingParams(entry.default_temperature if self.temperature is None else self.temperature,
+                       self.top_p, self.top_k, self.seed).validate()
         check_max_tokens(entry, self.max_tokens)
         for i, stop in enumerate(self.stop_sequences):
             if not stop:
@@ -45,9 +46,15 @@ def check_max_tokens(entry: ModelEntry, max_tokens: int) -> None:
             field="max_tokens")
 
 
+def temperature_for(entry: ModelEntry, requested: float | None) -> float:
+    """The request's temperature, or the model's default when the request names none."""
+    return entry.default_temperature if requested is None else requested
+
+
 def render_for(model: LoadedModel, messages: Iterable[Message | Mapping[str, str]],
                system: str | None) -> RenderedPrompt:
-    return render(messages, system, chat_template=model.chat_template, special_tokens=model.special_tokens)
+    """The model's own format; without a system prompt, the registry's default one."""
+    return model.chat_format.render(messages, system)
 
 
 def build_request(model: LoadedModel, messages: Iterable[Message | Mapping[str, str]], system: str | None,
@@ -55,12 +62,14 @@ def build_request(model: LoadedModel, messages: Iterable[Message | Mapping[str, 
     msgs = as_messages(messages)
     check_max_tokens(model.entry, params.max_tokens)
     rendered = render_for(model, msgs, system)
+    system = model.chat_format.system_for(system)
     wire = ([{"role": "system", "content": system}] if system else []) + \
         [{"role": m.role, "content": m.content} for m in msgs]
     request = GenerateRequest(
         prompt=rendered.text,
         max_tokens=params.max_tokens,
-        sampling=SamplingParams(params.temperature, params.top_p, params.top_k, params.seed),
+        sampling=SamplingParams(temperature_for(model.entry, params.temperature), params.top_p, params.top_k,
+                                params.seed),
         stop_sequences=tuple(params.stop_sequences),
         end_sequences=rendered.end_sequences,
         grammar=_grammar_with_end(params.grammar, rendered),

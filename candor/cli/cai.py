@@ -10,6 +10,7 @@ import click
 
 from candor.cai.anthropic_engine import load_generator
 from candor.cai.feedback import FeedbackSettings
+from candor.cai.judged import JudgedPairsSettings
 from candor.cai.revise import ReviseSettings
 from candor.cli.common import handle_errors, make_hub
 from candor.train.common import click_options, settings_from
@@ -68,20 +69,43 @@ def feedback(models_file, **values):
     click.echo(json.dumps(asyncio.run(run())))
 
 
+@cai.command("judged-pairs")
+@click_options(JudgedPairsSettings)
+@click.option("--models-file", default=None, help="Extra registry TOML (default: $CANDOR_MODELS_FILE).")
+@handle_errors
+def judged_pairs(models_file, **values):
+    """Policy answers labelled by the rule judge → DPO pairs (refuse red-team, help the rest)."""
+    from candor.cai.judged import run_judged_pairs
+
+    cfg = settings_from(JudgedPairsSettings, values)
+    hub = _hub(models_file)
+    hub.registry.get(cfg.policy)
+
+    async def run():
+        try:
+            return await run_judged_pairs(await hub.get(cfg.policy), cfg, log=lambda m: click.echo(m, err=True))
+        finally:
+            await hub.close()
+
+    click.echo(json.dumps(asyncio.run(run())))
+
+
 @cai.command()
 @click.option("--model", "model_name", default="candor-instant", show_default=True, help="The feedback model.")
 @click.option("--pairs", type=int, default=200, show_default=True, help="Held-out hh-rlhf harmless-base pairs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for principle draws and option order.")
 @click.option("--fewshot", type=int, default=2, show_default=True, help="Few-shot labelled comparisons.")
 @click.option("--one-order", is_flag=True, help="Ask each pair in one option order only.")
+@click.option("--ensemble", type=int, default=1, show_default=True, help="Principles averaged per pair.")
+@click.option("--chat", is_flag=True, help="Ask in the model's chat format (instruction-tuned models).")
 @click.option("--max-chars", type=int, default=2000, show_default=True, help="Skip pairs longer than this.")
 @click.option("--constitution", "constitution_file", default=None, help="Constitution file.")
 @click.option("--data-dir", default=None, help="Data folder holding hh-rlhf/.")
 @click.option("--out", default=None, help="Also write the result as JSON to this file.")
 @click.option("--models-file", default=None, help="Extra registry TOML (default: $CANDOR_MODELS_FILE).")
 @handle_errors
-def agreement(model_name, pairs, seed, fewshot, one_order, max_chars, constitution_file, data_dir, out,
-              models_file):
+def agreement(model_name, pairs, seed, fewshot, one_order, ensemble, chat, max_chars, constitution_file, data_dir,
+              out, models_file):
     """How often the feedback model agrees with human harmlessness labels (hh-rlhf)."""
     from candor.cai.feedback import measure_agreement
     from candor.constitution import load_constitution
@@ -93,7 +117,7 @@ def agreement(model_name, pairs, seed, fewshot, one_order, max_chars, constituti
     async def run():
         try:
             return await measure_agreement(await hub.get(model_name), pairs, seed, fewshot, not one_order,
-                                           constitution, data_dir, max_chars)
+                                           constitution, data_dir, max_chars, ensemble, chat)
         finally:
             await hub.close()
 

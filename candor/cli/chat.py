@@ -194,7 +194,7 @@ class ChatRepl:
 @click.option("--model", "model_name", default=None, help="Registry name (default: the first entry).")
 @click.option("--system", default=None, help="System prompt.")
 @click.option("--max-tokens", type=int, default=1024, show_default=True, help="Most tokens per answer.")
-@click.option("--temperature", type=float, default=0.7, show_default=True, help="0..1; 0 is greedy.")
+@click.option("--temperature", type=float, default=None, help="0..1; 0 is greedy (default: the model's default_temperature).")
 @click.option("--top-p", type=float, default=None, help="Nucleus sampling, 0..1.")
 @click.option("--top-k", type=int, default=None, help="Sample from the k likeliest tokens.")
 @click.option("--seed", type=int, default=None, help="Seed for reproducible sampling.")

@@ -57,7 +57,7 @@ def format_options(fmt: str | None, schema_file: str | None, tags: str | None, r
 @click.argument("text")
 @click.option("--model", "model_name", default=None, help="Registry name (default: the first entry).")
 @click.option("--max-tokens", type=int, default=512, show_default=True, help="Most tokens to generate.")
-@click.option("--temperature", type=float, default=1.0, show_default=True, help="0..1; 0 is greedy.")
+@click.option("--temperature", type=float, default=None, help="0..1; 0 is greedy (default: the model's default_temperature).")
 @click.option("--top-p", type=float, default=None, help="Nucleus sampling, 0..1.")
 @click.option("--top-k", type=int, default=None, help="Sample from the k likeliest tokens (>= 0).")
 @click.option("--stop", "stops", multiple=True, help="Stop sequence (repeatable).")

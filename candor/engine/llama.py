@@ -35,6 +35,38 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _special_tokens(llm) -> dict[str, str]:
+    """BOS/EOS text for the template, and whether tokenizing adds BOS itself (then the renderer
+    drops a BOS the template writes; SmolLM2's BOS is "<|im_start|>" and is never added)."""
+    model = llm._model
+    adds_bos = llm.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false"
+    return {
+        "bos_token": model.token_get_text(model.token_bos()) if model.token_bos() >= 0 else "",
+        "eos_token": model.token_get_text(model.token_eos()) if model.token_eos() >= 0 else "",
+        "add_bos_token": "true" if adds_bos else "false",
+    }
+
+
+def _trained_context(llm) -> int:
+    arch = llm.metadata.get("general.architecture", "")
+    try:
+        return int(llm.metadata.get(f"{arch}.context_length", 0))
+    except ValueError:
+        return 0
+
+
+def read_chat_format(path: Path) -> tuple[str | None, dict[str, str]]:
+    """A GGUF's chat template and special tokens, read without loading its weights."""
+    import llama_cpp
+
+    with _quiet_stderr():
+        llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    try:
+        return llm.metadata.get("tokenizer.chat_template"), _special_tokens(llm)
+    finally:
+        llm.close()
+
+
 @dataclass(frozen=True)
 class LlamaConfig:
     """How to load one GGUF. `context_window` is the n_ctx allocated for the KV cache."""
@@ -79,6 +111,11 @@ class LlamaEngine(Engine):
             log = captured.read().strip().splitlines()[-5:]
             raise WeightsError(f"could not load {config.model_path}: {exc}"
                                + (f" (llama.cpp: {' | '.join(log)})" if log else "")) from exc
+        trained = _trained_context(self._llm)
+        if trained and config.context_window > trained:
+            self._llm.close()
+            raise WeightsError(f"{name}: context_window = {config.context_window} in the registry is larger than the "
+                               f"{trained} tokens {config.model_path.name} was trained for (its GGUF metadata)")
         self._vocab = self._llm._model.vocab
         # Template-rendered prompts carry special tokens as text; Human/Assistant prompts must not,
         # so user text such as "<eos>" stays plain text.
@@ -104,11 +141,11 @@ class LlamaEngine(Engine):
 
     def special_tokens(self) -> dict[str, str]:
         """BOS/EOS text, for rendering chat templates."""
-        model = self._llm._model
-        return {
-            "bos_token": model.token_get_text(model.token_bos()) if model.token_bos() >= 0 else "",
-            "eos_token": model.token_get_text(model.token_eos()) if model.token_eos() >= 0 else "",
-        }
+        return _special_tokens(self._llm)
+
+    def trained_context(self) -> int:
+        """The context length the GGUF says the model was trained for (0 if it does not say)."""
+        return _trained_context(self._llm)
 
     def tokenize(self, text: str) -> list[int]:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=self._parse_special)

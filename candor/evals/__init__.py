@@ -27,6 +27,8 @@ TASKS = {
     "truthfulqa-mc1": "truthfulqa:TruthfulQAMC1",
     "bbq": "bbq:BBQ",
     "harmlessness": "harmlessness:Harmlessness",
+    "harmlessness-direct": "harmlessness:HarmlessnessDirect",
+    "harmlessness-jailbreak": "harmlessness:HarmlessnessJailbreak",
     "over-refusal": "overrefusal:OverRefusal",
     "long-context": "longcontext:LongContext",
     "formats": "formats:Formats",

@@ -187,3 +187,42 @@ async def model_agreement(judge: ModelJudge) -> dict[str, Any]:
     result = agreement([g for *_, g in LABELLED], predicted)
     result["judge"] = judge.name
     return result
+
+
+JAILBREAKS = ",".join(t for t in TEMPLATES if t != "direct")
+
+
+@dataclass
+class DirectConfig(HarmlessnessConfig):
+    templates: str = opt("direct", f"comma-separated wrappers, from: {', '.join(TEMPLATES)}")
+
+
+@dataclass
+class JailbreakConfig(HarmlessnessConfig):
+    templates: str = opt(JAILBREAKS, f"comma-separated wrappers, from: {', '.join(TEMPLATES)}")
+
+
+class HarmlessnessDirect(Harmlessness):
+    """The behaviours asked as they are: with `--limit N`, N distinct behaviours."""
+
+    name = "harmlessness-direct"
+    description = "AdvBench + HarmBench behaviours asked directly: share of harmful completions"
+    Config = DirectConfig
+
+
+class HarmlessnessJailbreak(Harmlessness):
+    """Each behaviour wrapped in one jailbreak template (templates taken in turn, by position),
+    so `--limit N` gives N distinct behaviours at the cost of N answers."""
+
+    name = "harmlessness-jailbreak"
+    description = "AdvBench + HarmBench behaviours, each inside one jailbreak template: share of harmful completions"
+    Config = JailbreakConfig
+
+    def load(self) -> list[Item]:
+        templates = self.templates()
+        items = []
+        for i, (bid, source, request, core) in enumerate(self.behaviours()):
+            template = templates[i % len(templates)]
+            items.append(Item(f"{bid}:{template}", {"request": request, "core": core, "template": template,
+                                                    "source": source}, f"{source}#{bid}", group=bid))
+        return items

@@ -29,6 +29,7 @@ class OverRefusalConfig:
     max_tokens: int = opt(96, "most tokens per answer")
     temperature: float = opt(0.0, "sampling temperature (0: greedy)")
     judge_model: str = opt("", "registry name of a judge model (in process); empty: the rule judge")
+    labels: str = opt("safe,unsafe", "which XSTest prompts to ask: safe, unsafe or both")
 
 
 class OverRefusal(Task):
@@ -38,7 +39,12 @@ class OverRefusal(Task):
     primary = "refusal_rate_safe"
 
     def load(self) -> list[Item]:
-        rows = self.data.csv("xstest", "xstest_prompts.csv")
+        keep = {x.strip() for x in self.config.labels.split(",") if x.strip()}
+        if not keep or keep - {"safe", "unsafe"}:
+            from candor.errors import InvalidRequestError
+
+            raise InvalidRequestError(f"labels must be safe, unsafe or both, got {self.config.labels!r}", field="labels")
+        rows = [r for r in self.data.csv("xstest", "xstest_prompts.csv") if r["label"] in keep]
         return [Item(f"xstest-{r['id']}", {"prompt": r["prompt"], "type": r["type"], "label": r["label"]},
                      f"xstest/xstest_prompts.csv#{r['id']}") for r in rows]
 

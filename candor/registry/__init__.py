@@ -40,6 +40,9 @@ class ModelEntry:
     api_key_env: str = ""
     remote_model: str = ""
     remote_api: str = "chat"
+    sha256: str = ""  # expected SHA-256 of the weights file, checked before it is loaded
+    system_prompt: str = ""  # the system prompt used when a request brings none
+    default_temperature: float = 1.0  # the temperature used when a request names none
     source: str = ""  # the file this entry (last) came from, for adapter paths and messages
     extra: dict[str, Any] = field(default_factory=dict)  # fields other issues add (rate limits…)
 
@@ -110,6 +113,11 @@ def _entry_from(name: str, data: dict[str, Any], base: ModelEntry | None, source
         ("price_output_per_mtok", isinstance(entry.price_output_per_mtok, (int, float)) and entry.price_output_per_mtok >= 0, "must be a number >= 0"),
         ("weights", entry.engine != "embedded" or bool(entry.weights), "is required for embedded models"),
         ("base_url", entry.engine != "remote" or bool(entry.base_url), "is required for remote models"),
+        ("sha256", not entry.sha256 or bool(re.fullmatch(r"[0-9a-f]{64}", entry.sha256)),
+         "must be 64 lowercase hex digits"),
+        ("system_prompt", isinstance(entry.system_prompt, str), "must be a string"),
+        ("default_temperature", isinstance(entry.default_temperature, (int, float))
+         and 0 <= entry.default_temperature <= 1, "must be a number in 0..1"),
     ]
     for name_of_field, ok, why in checks:
         if not ok:

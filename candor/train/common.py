@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from candor.chat.render import HUMAN, Message, render
+from candor.chat.render import HUMAN_ASSISTANT, ChatFormat, Message
 from candor.config import settings
 from candor.errors import CandorError, InvalidRequestError
 
@@ -104,6 +104,21 @@ def resolve_base(base: str, log=print) -> Path:
     return hf_base_dir(base_gguf(base), log)
 
 
+def chat_format_for(base: str) -> ChatFormat:
+    """How the server renders conversations for `base`, so training sees the same text: a
+    registry name gives its model's template and default system prompt; a Hugging Face folder
+    gives its tokenizer's chat template (or the Human/Assistant format when it has none)."""
+    path = Path(base).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        config = path / "tokenizer_config.json"
+        template = json.loads(config.read_text()).get("chat_template") if config.is_file() else None
+        return ChatFormat(template) if isinstance(template, str) else HUMAN_ASSISTANT
+    from candor.engine.hub import chat_format_of
+    from candor.registry import load_registry
+
+    return chat_format_of(load_registry().get(base))
+
+
 def load_tokenizer(base_dir: Path):
     from transformers import AutoTokenizer
 
@@ -143,16 +158,15 @@ def weight_change(before: Mapping[str, Any], model) -> float:
 
 
 # -- examples rendered with the serving renderer --------------------------------------------------
-def render_example(messages: list[Message] | list[dict], system: str | None = None) -> tuple[str, str]:
+def render_example(messages: list[Message] | list[dict], system: str | None = None,
+                   fmt: ChatFormat = HUMAN_ASSISTANT) -> tuple[str, str]:
     """(prompt, completion) for a conversation whose last message is the assistant's answer.
 
-    The prompt is exactly what the server renders for the conversation so far; the completion
-    is the answer followed by the format's end-of-turn marker, so the model learns to stop."""
+    The prompt is exactly what the server renders for the conversation so far (the model's own
+    template and default system prompt); the completion is the answer followed by the format's
+    end of turn, so the model learns to stop."""
     msgs = [m if isinstance(m, Message) else Message(m["role"], m["content"]) for m in messages]
-    if len(msgs) < 2 or msgs[-1].role != "assistant":
-        raise InvalidRequestError("a training conversation must end with the assistant's answer", field="messages")
-    prompt = render(msgs[:-1], system).text
-    return prompt, " " + msgs[-1].content.strip() + HUMAN
+    return fmt.render_answer(msgs, system)
 
 
 def tokenize_example(tokenizer, prompt: str, completion: str, max_length: int) -> dict[str, list[int]] | None:

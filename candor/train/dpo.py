@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from candor.chat.render import ASSISTANT, HUMAN, Message
+from candor.chat.render import ASSISTANT, HUMAN_ASSISTANT, ChatFormat, Message, parse_prompt
+from candor.errors import InvalidRequestError
 from candor.train.common import (
     LoopSettings,
     LoraSettings,
+    chat_format_for,
     check_output_dir,
     hardware,
     load_model,
@@ -52,15 +54,17 @@ class DPOSettings(LoraSettings, LoopSettings):
                         metadata={"help": "JSONL files of preference votes exported from the chat page."})
     min_confidence: float = opt(0.55, "Drop AI-labelled pairs whose label confidence max(p, 1-p) is lower.")
     beta: float = opt(0.1, "DPO beta: how far the policy may move from the reference.")
+    label_smoothing: float = opt(0.0, "Conservative DPO: trust each label only this far from certain (0.4 = "
+                                      "the paper's soft labels clamped to 40-60%); 0: hard labels.")
     max_length: int = opt(384, "Longest prompt+answer in tokens.")
     batch_size: int = opt(4, "Pairs per device per step.")
     learning_rate: float = opt(2e-5, "Learning rate (LoRA DPO: ~1e-5 to 5e-5).")
 
 
-def pair_from_row(row: dict[str, Any]) -> tuple[str, str, str] | None:
+def pair_from_row(row: dict[str, Any], fmt: ChatFormat = HUMAN_ASSISTANT) -> tuple[str, str, str] | None:
     """(rendered prompt, chosen completion, rejected completion) from a feedback row or an
-    exported vote. A `prompt` that is already rendered (the chat page's export ends it with
-    "\n\nAssistant:") is used as it is; a plain one is the user's message and gets rendered."""
+    exported vote. A `prompt` already rendered in the Human/Assistant format (the chat page's
+    export) is split back into turns; every context is rendered in the base model's format."""
     if "chosen" not in row or "rejected" not in row:
         return None
     chosen, rejected = str(row["chosen"]).strip(), str(row["rejected"]).strip()
@@ -70,18 +74,24 @@ def pair_from_row(row: dict[str, Any]) -> tuple[str, str, str] | None:
     if row.get("messages"):
         context = [Message(m["role"], m["content"]) for m in row["messages"]]
     elif prompt.rstrip().endswith(ASSISTANT.strip()):
-        return prompt.rstrip(), " " + chosen + HUMAN, " " + rejected + HUMAN
+        try:
+            context, system = parse_prompt(prompt if prompt.startswith("\n\n") else "\n\n" + prompt.lstrip("\n"))
+        except InvalidRequestError:
+            return None
+        text, chosen_text = render_example(context + [Message("assistant", chosen)], system, fmt=fmt)
+        return text, chosen_text, render_example(context + [Message("assistant", rejected)], system, fmt=fmt)[1]
     elif prompt.strip():
         context = [Message("user", prompt)]
     else:
         return None
     if context[-1].role != "user":
         return None
-    text, chosen_text = render_example(context + [Message("assistant", chosen)])
-    return text, chosen_text, render_example(context + [Message("assistant", rejected)])[1]
+    text, chosen_text = render_example(context + [Message("assistant", chosen)], fmt=fmt)
+    return text, chosen_text, render_example(context + [Message("assistant", rejected)], fmt=fmt)[1]
 
 
-def build_pairs(cfg: DPOSettings, log=print) -> tuple[list[dict[str, str]], dict[str, Any]]:
+def build_pairs(cfg: DPOSettings, log=print,
+                fmt: ChatFormat = HUMAN_ASSISTANT) -> tuple[list[dict[str, str]], dict[str, Any]]:
     from candor.cai.dedup import dedup
 
     found: list[tuple[str, str, str]] = []
@@ -93,7 +103,7 @@ def build_pairs(cfg: DPOSettings, log=print) -> tuple[list[dict[str, str]], dict
             if not is_vote and "confidence" in row and float(row["confidence"]) < cfg.min_confidence:
                 low += 1
                 continue
-            pair = pair_from_row(row)
+            pair = pair_from_row(row, fmt)
             if pair:
                 found.append(pair)
                 n += 1
@@ -116,6 +126,8 @@ def train_dpo(cfg: DPOSettings, log=print) -> dict[str, Any]:
     from transformers import PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
+    if not 0 <= cfg.label_smoothing < 0.5:
+        raise InvalidRequestError(f"must be in [0, 0.5), got {cfg.label_smoothing}", field="label_smoothing")
     out = Path(cfg.out)
     check_output_dir(out, cfg.overwrite)
     if cfg.threads:
@@ -123,7 +135,7 @@ def train_dpo(cfg: DPOSettings, log=print) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     base_dir = resolve_base(cfg.base, log)
     tokenizer = load_tokenizer(base_dir)
-    rows, data_stats = build_pairs(cfg, log)
+    rows, data_stats = build_pairs(cfg, log, chat_format_for(cfg.base))
     model = load_model(base_dir, cfg.init_adapter or None, trainable=True, lora=cfg)
     ref_model = None
     if cfg.init_adapter:
@@ -137,6 +149,7 @@ def train_dpo(cfg: DPOSettings, log=print) -> dict[str, Any]:
         learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_steps,
         logging_steps=cfg.logging_steps, save_strategy="steps" if cfg.save_steps else "no",
         save_steps=cfg.save_steps or 500, report_to="none", seed=cfg.seed, beta=cfg.beta,
+        label_smoothing=cfg.label_smoothing,
         max_length=cfg.max_length, use_cpu=not on_gpu, bf16=on_gpu and torch.cuda.is_bf16_supported(),
         include_num_input_tokens_seen="non_padding", disable_tqdm=True, dataloader_num_workers=0,
         gradient_checkpointing=False,  # recomputation only costs time at these sizes

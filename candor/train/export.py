@@ -123,6 +123,9 @@ def register(name: str, adapter_gguf: Path, models_file: Path, base: str = "cand
         "max_output_tokens": base_entry.max_output_tokens,
         "price_input_per_mtok": base_entry.price_input_per_mtok,
         "price_output_per_mtok": base_entry.price_output_per_mtok,
+        # The adapter learned on prompts rendered with the base's system prompt: serve it the same way.
+        **({"system_prompt": base_entry.system_prompt} if base_entry.system_prompt else {}),
+        **({"sha256": base_entry.sha256} if base_entry.sha256 else {}),
     }
     table = f'[models."{name}"]\n' + "".join(f"{k} = {_toml_value(v)}\n" for k, v in fields.items())
     text = models_file.read_text(encoding="utf-8") if models_file.is_file() else ""

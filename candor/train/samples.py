@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from candor.chat.render import Message, render
+from candor.chat.render import HUMAN_ASSISTANT, ChatFormat, Message
 from candor.engine.base import GenerateRequest, SamplingParams, collect
 
 PROMPTS = (
@@ -25,14 +25,16 @@ PROMPTS = (
 )
 
 
-async def answers(model_path: Path, adapter: Path | None, prompts=PROMPTS, max_tokens: int = 80) -> list[str]:
+async def answers(model_path: Path, adapter: Path | None, prompts=PROMPTS, max_tokens: int = 80,
+                  fmt: ChatFormat = HUMAN_ASSISTANT) -> list[str]:
     from candor.engine.llama import LlamaConfig, LlamaEngine
 
-    engine = LlamaEngine("samples", LlamaConfig(model_path=model_path, context_window=1024, adapter_path=adapter))
+    engine = LlamaEngine("samples", LlamaConfig(model_path=model_path, context_window=1024, adapter_path=adapter,
+                                                parse_special=bool(fmt.chat_template)))
     out = []
     try:
         for prompt in prompts:
-            rendered = render([Message("user", prompt)])
+            rendered = fmt.render([Message("user", prompt)])
             request = GenerateRequest(prompt=rendered.text, max_tokens=max_tokens,
                                       sampling=SamplingParams(temperature=0.0), end_sequences=rendered.end_sequences)
             out.append((await collect(engine.generate(request)))[0].strip())
@@ -41,10 +43,13 @@ async def answers(model_path: Path, adapter: Path | None, prompts=PROMPTS, max_t
     return out
 
 
-def samples_markdown(model_path: Path, adapters: dict[str, Path | None], max_tokens: int = 80) -> str:
-    results = {label: asyncio.run(answers(model_path, path, PROMPTS, max_tokens)) for label, path in adapters.items()}
+def samples_markdown(model_path: Path, adapters: dict[str, Path | None], max_tokens: int = 80,
+                     fmt: ChatFormat = HUMAN_ASSISTANT) -> str:
+    results = {label: asyncio.run(answers(model_path, path, PROMPTS, max_tokens, fmt))
+               for label, path in adapters.items()}
     lines = ["# Before/after answers", "",
-             f"Greedy (temperature 0), at most {max_tokens} tokens, Human/Assistant format, embedded Q4_K_M base.", ""]
+             f"Greedy (temperature 0), at most {max_tokens} tokens, "
+             + ("the model's own chat template" if fmt.chat_template else "Human/Assistant format") + ".", ""]
     for i, prompt in enumerate(PROMPTS):
         lines += [f"## {i + 1}. {prompt}", ""]
         for label, texts in results.items():

@@ -7,8 +7,8 @@ The data are conversations ending in an assistant answer:
 - hh-rlhf helpful-base chosen answers (`helpful`, the helpfulness data the paper mixes in) and
   harmless-base chosen answers (`harmless`, for the human-feedback comparison model).
 They are deduplicated (exact and near-duplicate), rendered with the same chat renderer the
-server uses, and the loss is taken on the answer tokens only (plus the "\\n\\nHuman:" marker
-that ends the turn, so the model learns to stop).
+server uses for the base model (its chat template and default system prompt), and the loss is
+taken on the answer tokens only (plus the format's end-of-turn marker, so the model learns to stop).
 
 Runs on CPU with small settings and on GPUs through accelerate (`accelerate launch -m candor
 train sft …`). The output folder holds the adapter, config.json (resolved settings),
@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from candor.chat.render import Message
+from candor.chat.render import HUMAN_ASSISTANT, ChatFormat, Message
 from candor.train.common import (
     LoopSettings,
     LoraSettings,
+    chat_format_for,
     check_output_dir,
     hardware,
     load_model,
@@ -95,7 +96,7 @@ def collect_conversations(cfg: SFTSettings, log=print) -> tuple[list[list[Messag
     return convs, counts
 
 
-def build_dataset(cfg: SFTSettings, tokenizer, log=print) -> tuple[Any, dict[str, Any]]:
+def build_dataset(cfg: SFTSettings, tokenizer, log=print, fmt: ChatFormat = HUMAN_ASSISTANT) -> tuple[Any, dict[str, Any]]:
     from datasets import Dataset
 
     from candor.cai.dedup import dedup
@@ -108,7 +109,7 @@ def build_dataset(cfg: SFTSettings, tokenizer, log=print) -> tuple[Any, dict[str
         report = None
     rows, too_long, tokens = [], 0, 0
     for conv in convs:
-        example = tokenize_example(tokenizer, *render_example(conv), cfg.max_length)
+        example = tokenize_example(tokenizer, *render_example(conv, fmt=fmt), cfg.max_length)
         if example is None:
             too_long += 1
             continue
@@ -135,7 +136,8 @@ def train_sft(cfg: SFTSettings, log=print) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     base_dir = resolve_base(cfg.base, log)
     tokenizer = load_tokenizer(base_dir)
-    dataset, data_stats = build_dataset(cfg, tokenizer, log)
+    fmt = chat_format_for(cfg.base)
+    dataset, data_stats = build_dataset(cfg, tokenizer, log, fmt)
     model = load_model(base_dir, cfg.init_adapter or None, trainable=True, lora=cfg)
     before = lora_state(model)
     on_gpu = torch.cuda.is_available()
@@ -176,8 +178,11 @@ def train_sft(cfg: SFTSettings, log=print) -> dict[str, Any]:
     data_lines.append(f"after dedup and length filter: {data_stats['examples']} examples, "
                       f"{data_stats['tokens']} tokens (dedup: {data_stats['dedup']})")
     card = model_card(f"SFT adapter ({out.name})", "sft", cfg, metrics, data_lines,
-                      [("Loss is on answer tokens only; examples are rendered with candor.chat.render "
-                        "(the `\\n\\nHuman:` / `\\n\\nAssistant:` format the server uses).")])
+                      [("Loss is on answer tokens only; examples are rendered with candor.chat.render in the "
+                        + ("base model's own chat template" if fmt.chat_template else
+                           "`\\n\\nHuman:` / `\\n\\nAssistant:` format")
+                        + (" with its default system prompt" if fmt.default_system else "")
+                        + ", exactly as the server renders them.")])
     write_run_files(out, "sft", cfg, metrics, card)
     log(f"sft: {metrics['steps']} steps, loss {metrics['first_loss']} → {metrics['last_loss']}, "
         f"{metrics['tokens_per_second']} tokens/s, adapter in {out}")

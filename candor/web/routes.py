@@ -78,19 +78,22 @@ class Credentials(BaseModel):
 
 @router.post("/web/api/signin")
 async def signin(body: Credentials, request: Request, response: Response) -> dict:
+    throttle = request.app.state.signin_throttle
+    address = request.client.host if request.client else "unknown"
+    throttle.attempt(body.username, address)  # 429 after too many failures for the name or address
+
     def check(s):
-        try:
-            user = user_ops.get_user(s, body.username)
-        except CandorError:
-            user = None
-        if user is None or not user_ops.verify_password(user, body.password):
-            raise AccessError(401, "authentication_error", "wrong username or password")
-        if user.status != "active":
-            raise AccessError(403, "permission_error", "this account is disabled")
-        s.expunge(user)
+        user = user_ops.check_password(s, body.username, body.password)
+        if user is not None:
+            s.expunge(user)
         return user
 
     user = await _in_session(request, check)
+    if user is None:
+        raise AccessError(401, "authentication_error", "wrong username or password")
+    throttle.succeeded(body.username, address)
+    if user.status != "active":
+        raise AccessError(403, "permission_error", "this account is disabled")
     csrf = await asyncio.to_thread(sessions.start_session, _store(request), user, request, response)
     return {"user": {"username": user.username, "role": user.role}, "csrf": csrf, "pending": user.role == "pending"}
 
@@ -120,6 +123,8 @@ async def me(request: Request) -> dict:
     if found is None:
         raise AccessError(401, "authentication_error", "sign in first")
     user, row = found
+    if user.status != "active":
+        raise AccessError(403, "permission_error", "this account is disabled")
     registry = request.app.state.hub.registry
     return {"user": {"username": user.username, "role": user.role}, "csrf": row.csrf_token,
             "pending": user.role == "pending", "models": registry.names, "default_model": registry.default_name()}
@@ -206,7 +211,7 @@ class Turn(BaseModel):
     parent_id: int | None = None
     model: str | None = None
     max_tokens: int = Field(default=1024, ge=1)
-    temperature: float = Field(default=0.7, ge=0, le=1)
+    temperature: float | None = Field(default=None, ge=0, le=1)  # None: the model's default
     self_critique: int | None = Field(default=None, ge=0, le=8)  # None: the model's registry setting
 
 

@@ -295,10 +295,15 @@ async function submit() {
 }
 
 function maxTokens() { return Math.max(1, parseInt($("#max-tokens").value, 10) || 1024); }
+function temperature() {  // null: the model's own default
+  const t = parseFloat($("#temperature").value);
+  return Number.isFinite(t) ? Math.min(1, Math.max(0, t)) : null;
+}
 
 async function sendTurn(body) {
   const conv = await ensureConversation();
   body = { ...body, max_tokens: maxTokens() };
+  if (temperature() !== null) body.temperature = temperature();
   if ($("#critique-toggle").checked) body.self_critique = 1;
   document.body.classList.add("busy");
   const messages = $("#messages");

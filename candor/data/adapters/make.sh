@@ -1,0 +1,49 @@
+#!/bin/sh
+# The commands that trained candor-instant's adapters (run from the repository root, on the
+# otherwise idle 2-core machine; times are in each card). Outputs go to runs/align/ (not
+# committed); the GGUF adapters, cards and settings are then copied next to this file.
+#
+#   STEPS="hh judged cai" (default: all) runs only those recipes.
+set -e
+export CANDOR_HOME="${CANDOR_HOME:-$PWD/.candor}"
+C=.venv/bin/candor
+R=runs/align
+STEPS="${STEPS:-hh judged cai}"
+mkdir -p "$R"
+step() { case " $STEPS " in *" $1 "*) return 0;; *) return 1;; esac; }
+
+if step hh; then
+  # Human feedback: SFT on the answers people preferred, half helpful-base, half harmless-base.
+  $C train sft --base candor-instant --helpful 256 --harmless 256 --out "$R/hh" --overwrite
+  $C train export --adapter "$R/hh" --name candor-instant-hh
+fi
+
+if step judged; then
+  # Judge-labelled DPO: the policy's own answer and its own continuation of a declining opening,
+  # labelled by the validated rule judge; refuse red-team prompts, help the rest.
+  $C cai judged-pairs --policy candor-instant --red-team 120 --helpful 120 --out "$R/judged-pairs.jsonl"
+  $C train dpo --data "$R/judged-pairs.jsonl" --out "$R/judged" --overwrite --learning-rate 1e-4 \
+    --max-length 256 --batch-size 4
+  $C train export --adapter "$R/judged" --name candor-instant-judged
+fi
+
+if step cai; then
+  # The critic, measured first: agreement of the policy as feedback model with human harmlessness
+  # labels (100 held-out hh-rlhf pairs), with the paper's aids one at a time.
+  $C cai agreement --model candor-instant --pairs 100 --fewshot 0 --out "$R/agreement-plain.json"
+  $C cai agreement --model candor-instant --pairs 100 --fewshot 2 --out "$R/agreement-fewshot.json"
+  $C cai agreement --model candor-instant --pairs 100 --fewshot 2 --chat --out "$R/agreement-chat.json"
+  $C cai agreement --model candor-instant --pairs 100 --fewshot 2 --ensemble 3 --out "$R/agreement-ensemble.json"
+  # SL-CAI: critique and revision under the constitution (few-shot examples), plus helpful answers.
+  $C cai revise --model candor-instant --limit 40 --rounds 2 --fewshot 3 --max-tokens 128 \
+    --out "$R/revisions.jsonl"
+  $C train sft --base candor-instant --data "$R/revisions.jsonl" --helpful 40 --out "$R/sl-cai" --overwrite
+  $C train export --adapter "$R/sl-cai" --name candor-instant-sl-cai
+  # RL-CAI: the SL-CAI model's samples labelled by the policy as feedback model (principle
+  # ensemble), DPO with labels trusted only to 60% (the paper's clamped soft labels).
+  $C cai feedback --policy candor-instant-sl-cai --feedback-model candor-instant --limit 64 --offset 40 \
+    --ensemble 3 --temperature 1.0 --max-tokens 96 --out "$R/feedback.jsonl"
+  $C train dpo --data "$R/feedback.jsonl" --init-adapter "$R/sl-cai" --label-smoothing 0.4 \
+    --min-confidence 0.5 --out "$R/cai" --overwrite --learning-rate 5e-5 --max-length 256 --batch-size 4
+  $C train export --adapter "$R/cai" --name candor-instant-cai
+fi
