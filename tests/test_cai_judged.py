@@ -67,7 +67,9 @@ def test_evaluation_prompts_are_never_training_prompts(tmp_path):
     data_dir = _with_eval_overlap(tmp_path)
     prompts, info = training_prompts(JudgedPairsSettings(red_team=10, helpful=10, data_dir=data_dir))
     texts = [p for _, p in prompts]
-    assert "question 0 about harmless-base?" not in texts and info["eval_prompts_dropped"] == 1
+    assert "question 0 about harmless-base?" not in texts and "question 1 about harmless-base?" in texts
+    convs = list(hh.conversations("harmless-base", "chosen", "train", None, data_dir))  # what SFT takes
+    assert convs and not any(m.content == "question 0 about harmless-base?" for c in convs for m in c)
     assert prompt_hash("Question 0  about harmless-base?") in eval_hashes(data_dir)
     held = {prompt_hash(m[0].content) for _, row in hh.split_rows("harmless-base", "holdout", data_dir)
             for m in [hh.parse_transcript(row["chosen"])]}

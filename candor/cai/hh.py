@@ -74,13 +74,27 @@ def split_rows(subset: str, part: str = "train", data_dir: str | Path | None = N
     raise InvalidRequestError(f"part must be train, holdout or all, got {part!r}", field="part")
 
 
+def _banned(part: str, data_dir: str | Path | None):
+    """Hashes of evaluation prompts when reading the training part (hh-rlhf repeats prompts
+    across rows, so the held-out rows alone do not keep evaluation prompts out of training)."""
+    if part != "train":
+        return None
+    from candor.cai.splits import eval_hashes, prompt_hash
+
+    return prompt_hash, eval_hashes(data_dir)
+
+
 def conversations(subset: str, which: str = "chosen", part: str = "train", limit: int | None = None,
                   data_dir: str | Path | None = None) -> Iterator[list[Message]]:
-    """Whole conversations ending in the chosen (or rejected) assistant answer."""
+    """Whole conversations ending in the chosen (or rejected) assistant answer; from the training
+    part, none whose user turns include an evaluation prompt."""
     n = 0
+    banned = _banned(part, data_dir)
     for _, row in split_rows(subset, part, data_dir):
         messages = parse_transcript(row[which])
         if not messages or messages[-1].role != "assistant" or not is_valid(messages):
+            continue
+        if banned and any(banned[0](m.content) in banned[1] for m in messages if m.role == "user"):
             continue
         yield messages
         n += 1
@@ -90,11 +104,15 @@ def conversations(subset: str, which: str = "chosen", part: str = "train", limit
 
 def first_human_turns(subset: str = "harmless-base", part: str = "train", limit: int | None = None,
                       data_dir: str | Path | None = None) -> list[str]:
-    """The opening user message of each transcript: the red-team prompts the paper revises."""
+    """The opening user message of each transcript: the red-team prompts the paper revises (from
+    the training part, never an evaluation prompt)."""
     seen: set[str] = set()
     out: list[str] = []
+    banned = _banned(part, data_dir)
     for _, row in split_rows(subset, part, data_dir):
         messages = parse_transcript(row["chosen"])
+        if banned and messages and banned[0](messages[0].content) in banned[1]:
+            continue
         if messages and messages[0].role == "user" and messages[0].content and messages[0].content not in seen:
             seen.add(messages[0].content)
             out.append(messages[0].content)

@@ -9,6 +9,7 @@ is one of them; a test checks the committed file against the evaluation sets.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -47,8 +48,13 @@ def eval_prompts(data_dir: str | Path | None = None) -> dict[str, list[str]]:
     return found
 
 
-def eval_hashes(data_dir: str | Path | None = None) -> set[str]:
-    return {prompt_hash(p) for prompts in eval_prompts(data_dir).values() for p in prompts}
+def eval_hashes(data_dir: str | Path | None = None) -> frozenset[str]:
+    return _eval_hashes(str(data_dir) if data_dir else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _eval_hashes(data_dir: str | None) -> frozenset[str]:
+    return frozenset(prompt_hash(p) for prompts in eval_prompts(data_dir).values() for p in prompts)
 
 
 def without_eval_prompts(prompts: Iterable[str], data_dir: str | Path | None = None) -> tuple[list[str], int]:
@@ -85,3 +91,32 @@ def write_train_hashes(groups: dict[str, Iterable[str]], path: Path = TRAIN_FILE
         n += len(hashes)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return n
+
+
+def prompts_of(path: str | Path) -> list[str]:
+    """The prompts a training data file used: `prompt` fields (judged pairs, revisions, feedback)
+    or the user turns of `messages`."""
+    import json
+
+    out: list[str] = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row.get("prompt"):
+            out.append(str(row["prompt"]))
+        out += [m["content"] for m in row.get("messages") or [] if m.get("role") == "user"]
+    return out
+
+
+def hh_training_prompts(helpful: int, harmless: int, data_dir: str | Path | None = None) -> dict[str, list[str]]:
+    """Every user turn of the hh-rlhf conversations `candor train sft --helpful/--harmless` takes."""
+    from candor.cai import hh
+
+    groups: dict[str, list[str]] = {}
+    for subset, n in (("helpful-base", helpful), ("harmless-base", harmless)):
+        if n:
+            convs = hh.conversations(subset, "chosen", "train", None if n < 0 else n, data_dir)
+            groups[f"hh-rlhf {subset} chosen (SFT), user turns"] = [m.content for c in convs for m in c
+                                                                    if m.role == "user"]
+    return groups

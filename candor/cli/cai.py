@@ -128,6 +128,36 @@ def agreement(model_name, pairs, seed, fewshot, one_order, ensemble, chat, max_c
 
 
 @cai.command()
+@click.argument("files", nargs=-1)
+@click.option("--helpful", type=int, default=0, help="hh-rlhf helpful-base conversations an SFT run took.")
+@click.option("--harmless", type=int, default=0, help="hh-rlhf harmless-base conversations an SFT run took.")
+@click.option("--out", default=None, help="Where to write (default: candor/data/alignment/train-prompts.txt).")
+@click.option("--data-dir", default=None, help="Data folder holding the evaluation sets and hh-rlhf/.")
+@handle_errors
+def splits(files, helpful, harmless, out, data_dir):
+    """Record the training prompts (hashes) and check that none is an evaluation prompt."""
+    from candor.cai.splits import (
+        TRAIN_FILE,
+        eval_hashes,
+        hh_training_prompts,
+        prompt_hash,
+        prompts_of,
+        write_train_hashes,
+    )
+
+    groups = hh_training_prompts(helpful, harmless, data_dir)
+    for file in files:
+        groups[Path(file).name] = prompts_of(file)
+    banned = eval_hashes(data_dir)
+    overlap = {src: sum(prompt_hash(p) in banned for p in ps) for src, ps in groups.items()}
+    n = write_train_hashes(groups, Path(out) if out else TRAIN_FILE)
+    click.echo(json.dumps({"recorded": n, "sources": {k: len(v) for k, v in groups.items()},
+                           "evaluation_prompts_among_them": overlap}))
+    if any(overlap.values()):
+        raise SystemExit(1)
+
+
+@cai.command()
 @click.argument("src")
 @click.argument("dst")
 @click.option("--threshold", type=float, default=0.8, show_default=True,

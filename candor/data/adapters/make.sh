@@ -8,8 +8,9 @@ set -e
 export CANDOR_HOME="${CANDOR_HOME:-$PWD/.candor}"
 C=.venv/bin/candor
 R=runs/align
+export CANDOR_MODELS_FILE="${CANDOR_MODELS_FILE:-$PWD/$R/models.toml}"  # where the exports register
 STEPS="${STEPS:-hh judged cai}"
-mkdir -p "$R"
+mkdir -p "$R"; touch "$CANDOR_MODELS_FILE"
 step() { case " $STEPS " in *" $1 "*) return 0;; *) return 1;; esac; }
 
 if step hh; then
