@@ -16,8 +16,8 @@ import statistics
 import time
 
 from candor.chat import Message
+from candor.chat.model_format import chat_format_of
 from candor.engine.base import GenerateRequest, SamplingParams, TextDelta
-from candor.engine.hub import chat_format_of
 from candor.engine.llama import LlamaConfig, LlamaEngine, available_cores
 from candor.engine.weights import ensure_weights
 from candor.registry import load_registry

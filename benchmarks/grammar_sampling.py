@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from candor import formats
 from candor.chat import Message
+from candor.chat.model_format import chat_format
 from candor.engine.base import GenerateRequest, SamplingParams, collect
 from candor.engine.hub import EngineHub
 from candor.registry import load_registry
@@ -65,7 +66,7 @@ async def main() -> None:
     for fmt, options, prompt in CASES:
         schema = options.get("schema")
         grammar = formats.grammar_for(fmt, schema, **{k: v for k, v in options.items() if k != "schema"})
-        rendered = model.chat_format.render([Message("user", prompt)])
+        rendered = chat_format(model).render([Message("user", prompt)])
         tokens = engine.tokenize(rendered.text)
         lib_rates, our_rates = [], []
         for _ in range(args.repeats):

@@ -65,7 +65,7 @@ def _with_eval_overlap(root):
 
 def test_evaluation_prompts_are_never_training_prompts(tmp_path):
     data_dir = _with_eval_overlap(tmp_path)
-    prompts, info = training_prompts(JudgedPairsSettings(red_team=10, helpful=10, data_dir=data_dir))
+    prompts, _info = training_prompts(JudgedPairsSettings(red_team=10, helpful=10, data_dir=data_dir))
     texts = [p for _, p in prompts]
     assert "question 0 about harmless-base?" not in texts and "question 1 about harmless-base?" in texts
     convs = list(hh.conversations("harmless-base", "chosen", "train", None, data_dir))  # what SFT takes
@@ -109,3 +109,12 @@ def test_committed_training_prompts_hold_no_evaluation_prompt():
         pytest.skip("the shared data folder is not present")
     overlap = set(read_train_hashes()) & eval_hashes()
     assert not overlap, f"{len(overlap)} evaluation prompts were trained on"
+
+
+def test_declining_answers_are_kept_brief_and_loops_dropped():
+    from candor.cai.judged import brief
+
+    looped = "I can't help with that. I'm not a prankster. I'm a helpful AI. I'm not a prankster. I'm a helpful AI. I"
+    assert brief(looped) == "I can't help with that. I'm not a prankster. I'm a helpful AI."
+    assert brief("I can't help with that: it is illegal. Instead, ask a lawyer. Also note this. And more.", 2) == \
+        "I can't help with that: it is illegal. Instead, ask a lawyer."

@@ -100,7 +100,7 @@ def test_missing_user_file_is_a_clear_error(tmp_path):
 
 def test_default_model_speaks_as_candor_unless_the_request_brings_its_own_system_prompt(model_path):
     from candor.chat import Message
-    from candor.engine.hub import chat_format_of
+    from candor.chat.model_format import chat_format_of
 
     fmt = chat_format_of(load_registry().get("candor-instant"))
     ours = fmt.render([Message("user", "Who are you?")]).text

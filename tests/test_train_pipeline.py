@@ -43,14 +43,15 @@ def test_training_examples_are_rendered_by_the_serving_renderer():
 async def test_training_renders_the_default_model_exactly_as_the_server_does(model_path):
     """The default model's ChatML template, its BOS kept, and Candor's system prompt: the text the
     server sends the engine for a conversation is the prompt a training example is built from."""
-    from candor.engine.hub import EngineHub, chat_format_of
+    from candor.chat.model_format import chat_format, chat_format_of
+    from candor.engine.hub import EngineHub
     from candor.registry import load_registry
     from candor.train.common import chat_format_for
 
     conv = [Message("user", "Hi there"), Message("assistant", "Hello!")]
     hub = EngineHub(load_registry())
     try:
-        served = (await hub.get("candor-instant")).chat_format.render(conv[:1]).text
+        served = chat_format(await hub.get("candor-instant")).render(conv[:1]).text
     finally:
         await hub.close()
     fmt = chat_format_for("candor-instant")

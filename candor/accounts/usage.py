@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from candor.errors import InvalidRequestError
 from candor.store import Store
 from candor.store.models import Setting, UsageRecord
+from candor.text_table import format_table
 
 GROUPS = ("day", "key", "user", "model")
 # How reports name requests refused before any key was accepted (no key, or a bad one). Bootstrap
@@ -114,8 +115,6 @@ def render(rows: list[dict], fmt: str) -> str:
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
-    from candor.cli.models import format_table
-
     total = {headers[0]: "total", **{h: sum(r[h] for r in rows) for h in headers[1:]}}
     cells = [[str(r[h]) if h != "cost_usd" else f"{r[h]:.6f}" for h in headers] for r in rows + [total]]
     return format_table(headers, cells)

@@ -13,6 +13,7 @@ from candor.accounts.keys import KeyContext
 from candor.api.auth import presented_key
 from candor.errors import AccessError
 from candor.registry import ModelEntry
+from candor.serving.critique import record
 
 METERED = {"/v1/messages", "/v1/complete", "/v1/chat/completions"}
 
@@ -53,7 +54,7 @@ def note_request(request: Request, model: str, end_user: str | None = None) -> N
 
 
 class RequestGate:
-    """The access checks for one request (see candor.api.generation.Gate)."""
+    """The access checks for one request (see candor.serving.generation.Gate)."""
 
     def __init__(self, request: Request):
         self.request = request
@@ -100,8 +101,6 @@ async def meter(app, path: str, method: str, state: dict, status: int, started: 
     gen = state.get("generation")
     finish = getattr(gen, "finish", None)
     if getattr(gen, "critique", None) is not None:
-        from candor.api.critique import record
-
         ctx = state.get("key")
         await asyncio.to_thread(record, app.state.store, gen.critique, gen.critique_settings, gen.model.entry.name,
                                 request_id=state.get("request_id"), key_id=getattr(ctx, "key_id", None))

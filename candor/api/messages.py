@@ -11,13 +11,13 @@ from pydantic import BaseModel, ConfigDict
 
 from candor.api.critique import critique_for, summary
 from candor.api.formatting import FormatSpec, format_spec_from_anthropic
-from candor.api.generation import Generation, start_generation
 from candor.api.guard import admit_for, note_request
 from candor.api.sse import SSE_HEADERS, frame
 from candor.chat.render import Message
 from candor.chat.service import ChatParams, render_for
 from candor.engine.base import Finish, TextDelta
 from candor.errors import CandorError, InvalidRequestError
+from candor.serving.generation import Generation, start_generation
 
 router = APIRouter()
 UNSUPPORTED_BLOCKS = {"image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking",

@@ -12,13 +12,13 @@ from pydantic import BaseModel, ConfigDict
 
 from candor.api.critique import critique_for
 from candor.api.formatting import FormatSpec, format_spec_from_openai
-from candor.api.generation import Generation, start_generation
 from candor.api.guard import admit_for, note_request
 from candor.api.sse import SSE_HEADERS, data_only
 from candor.chat.render import Message
 from candor.chat.service import ChatParams
 from candor.engine.base import Finish, TextDelta
 from candor.errors import CandorError, InvalidRequestError
+from candor.serving.generation import Generation, start_generation
 
 router = APIRouter()
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}

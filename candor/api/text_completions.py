@@ -14,13 +14,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from candor.api.critique import critique_for
-from candor.api.generation import Generation, start_generation
 from candor.api.guard import admit_for, note_request
 from candor.api.sse import SSE_HEADERS, frame
 from candor.chat.render import ASSISTANT, HUMAN, parse_prompt
 from candor.chat.service import ChatParams
 from candor.engine.base import TextDelta
 from candor.errors import CandorError
+from candor.serving.generation import Generation, start_generation
 
 router = APIRouter()
 

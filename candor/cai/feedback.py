@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from candor.cai.critique import generate
+from candor.chat.model_format import chat_format
 from candor.chat.render import ASSISTANT, Message, render
 from candor.chat.service import ChatParams
 from candor.constitution import Constitution, Principle, load_constitution
 from candor.engine.hub import LoadedModel
-from candor.train.common import opt
+from candor.settings_fields import opt
 
 LETTERS = ("A", "B")
 
@@ -106,7 +107,7 @@ def as_prompt(model: LoadedModel, text: str, chat: bool) -> str:
     if not chat:
         return text
     body = text.removesuffix(ANSWER_CUE).rstrip()
-    return model.chat_format.render([Message("user", body), Message("assistant", ANSWER_CUE)]).text
+    return chat_format(model).render([Message("user", body), Message("assistant", ANSWER_CUE)]).text
 
 
 async def _p_first(model: LoadedModel, context, first, second, principle, shots, both_orders, chat):

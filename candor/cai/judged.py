@@ -7,7 +7,8 @@ answers of its own:
 
 - its ordinary answer (sampled as the server would, with the default system prompt), and
 - a declining answer, elicited by prefilling the assistant turn with a declining opening
-  (`refusal_prefix`) that the policy itself continues with a reason and an alternative;
+  (`refusal_prefix`) that the policy itself continues with a reason and an alternative, kept
+  to its first few distinct sentences (`brief`: the small policy loops);
 
 the project's validated rule judge (`candor.evals.judge.RuleJudge`: refusal / compliance /
 other) labels both. On a red-team prompt (hh-rlhf harmless-base first turns) a judged refusal is
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,7 @@ from candor.cai.critique import generate
 from candor.chat.render import Message
 from candor.chat.service import ChatParams
 from candor.engine.hub import LoadedModel
-from candor.train.common import opt
+from candor.settings_fields import opt
 
 
 @dataclass
@@ -43,11 +45,35 @@ class JudgedPairsSettings:
     red_team: int = opt(120, "hh-rlhf harmless-base first turns (training part) to use.")
     helpful: int = opt(120, "hh-rlhf helpful-base first turns (training part) to use.")
     refusal_prefix: str = opt("I can't help with", "Opening that elicits the policy's own declining answer.")
+    sentences: int = opt(3, "Keep this many distinct sentences of the declining answer (it is meant to be brief).")
     temperature: float = opt(0.7, "Sampling temperature of the ordinary answer.")
     samples: int = opt(2, "Ordinary answers tried per prompt until one has the label the pair needs.")
     max_tokens: int = opt(96, "Most tokens per answer.")
     seed: int = opt(0, "Seed for sampling (answers are reproducible from it).")
     data_dir: str = opt("", "Data folder holding hh-rlhf/ (default: CANDOR_DATA_DIR or ../shared/data).")
+
+
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+
+
+def brief(text: str, sentences: int = 3) -> str:
+    """The first few distinct sentences: the small policy's declining continuations tend to loop
+    ("I'm not a prankster. I'm a helpful AI. I'm not a prankster. …"), and a refusal worth
+    learning is short. Repeated sentences are dropped, then the text is cut after `sentences`."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    for match in _SENTENCE.finditer(text):
+        sentence = match.group(0).strip()
+        key = " ".join(sentence.lower().split())
+        if not sentence or key in seen:
+            continue
+        if not sentence[-1] in ".!?":
+            break  # cut off mid-sentence by max_tokens
+        seen.add(key)
+        kept.append(sentence)
+        if len(kept) >= sentences:
+            break
+    return " ".join(kept) if kept else text.strip()
 
 
 def training_prompts(cfg: JudgedPairsSettings) -> tuple[list[tuple[str, str]], dict[str, int]]:
@@ -72,7 +98,10 @@ async def pair_for(model: LoadedModel, kind: str, prompt: str, index: int, cfg: 
     tail, _ = await generate(model, conversation + [Message("assistant", prefix)], None,
                              ChatParams(max_tokens=cfg.max_tokens, temperature=0.0))
     declining = f"{prefix} {tail}".strip() if not tail.startswith(prefix) else tail
-    declining_verdict = judge.judge(prompt, declining, prompt)
+    declining_verdict = judge.judge(prompt, declining, prompt)  # the whole text: a pivot to compliance counts
+    if declining_verdict.label == "refusal":
+        declining = brief(declining, cfg.sentences)
+        declining_verdict = judge.judge(prompt, declining, prompt)
     want = "compliance"
     ordinary, verdict = "", None
     for _ in range(max(1, cfg.samples)):

@@ -26,7 +26,7 @@ from candor.chat.render import Message
 from candor.chat.service import ChatParams
 from candor.constitution import load_constitution
 from candor.engine.hub import LoadedModel
-from candor.train.common import opt
+from candor.settings_fields import opt
 
 
 @dataclass

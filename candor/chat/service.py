@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from candor.chat.model_format import chat_format
 from candor.chat.render import Message, RenderedPrompt, as_messages
 from candor.engine.base import Event, GenerateRequest, SamplingParams, TextDelta
 from candor.engine.hub import LoadedModel
@@ -54,7 +55,7 @@ def temperature_for(entry: ModelEntry, requested: float | None) -> float:
 def render_for(model: LoadedModel, messages: Iterable[Message | Mapping[str, str]],
                system: str | None) -> RenderedPrompt:
     """The model's own format; without a system prompt, the registry's default one."""
-    return model.chat_format.render(messages, system)
+    return chat_format(model).render(messages, system)
 
 
 def build_request(model: LoadedModel, messages: Iterable[Message | Mapping[str, str]], system: str | None,
@@ -62,7 +63,7 @@ def build_request(model: LoadedModel, messages: Iterable[Message | Mapping[str, 
     msgs = as_messages(messages)
     check_max_tokens(model.entry, params.max_tokens)
     rendered = render_for(model, msgs, system)
-    system = model.chat_format.system_for(system)
+    system = chat_format(model).system_for(system)
     wire = ([{"role": "system", "content": system}] if system else []) + \
         [{"role": m.role, "content": m.content} for m in msgs]
     request = GenerateRequest(

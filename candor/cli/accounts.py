@@ -8,7 +8,7 @@ import json
 import click
 
 from candor.cli.common import handle_errors
-from candor.cli.models import format_table
+from candor.text_table import format_table
 
 
 def _store(migrate: bool = True):

@@ -13,7 +13,7 @@ from candor.cai.feedback import FeedbackSettings
 from candor.cai.judged import JudgedPairsSettings
 from candor.cai.revise import ReviseSettings
 from candor.cli.common import handle_errors, make_hub
-from candor.train.common import click_options, settings_from
+from candor.settings_fields import click_options, settings_from
 
 
 @click.group()

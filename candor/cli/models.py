@@ -9,12 +9,7 @@ import click
 from candor.cli.common import handle_errors
 from candor.engine.weights import weights_present
 from candor.registry import load_registry
-
-
-def format_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+from candor.text_table import format_table
 
 
 @click.command()

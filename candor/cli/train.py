@@ -7,7 +7,7 @@ import json
 import click
 
 from candor.cli.common import handle_errors
-from candor.train.common import click_options, settings_from
+from candor.settings_fields import click_options, settings_from
 from candor.train.dpo import DPOSettings
 from candor.train.export import ExportSettings
 from candor.train.sft import SFTSettings

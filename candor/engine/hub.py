@@ -10,7 +10,6 @@ import asyncio
 import os
 from dataclasses import dataclass
 
-from candor.chat.render import ChatFormat
 from candor.config import settings
 from candor.engine.base import Engine
 from candor.engine.weights import Progress, ensure_weights
@@ -22,16 +21,11 @@ class LoadedModel:
     entry: ModelEntry
     engine: Engine
     chat_template: str | None  # None: the Human/Assistant format
-    special_tokens: dict[str, str]
+    special_tokens: dict[str, str]  # candor.chat.model_format.chat_format renders with these
 
     @property
     def name(self) -> str:
         return self.entry.name
-
-    @property
-    def chat_format(self) -> ChatFormat:
-        """How this model's conversations are rendered, with the registry's default system prompt."""
-        return ChatFormat(self.chat_template, dict(self.special_tokens), self.entry.system_prompt)
 
 
 def build_engine(entry: ModelEntry, progress: Progress | None = None) -> LoadedModel:
@@ -94,17 +88,3 @@ class EngineHub:
         for model in self._loaded.values():
             await model.engine.close()
         self._loaded.clear()
-
-
-def chat_format_of(entry: ModelEntry) -> ChatFormat:
-    """An embedded model's chat format without loading its weights (training renders with it)."""
-    if entry.engine == "remote" or entry.prompt_format == "human-assistant":
-        return ChatFormat(default_system=entry.system_prompt)
-    from candor.engine.llama import read_chat_format
-
-    template, tokens = read_chat_format(ensure_weights(entry))
-    if entry.prompt_format == "template" and not template:
-        from candor.errors import WeightsError
-
-        raise WeightsError(f"{entry.name} asks for prompt_format = 'template' but its GGUF has no chat template")
-    return ChatFormat(template, tokens, entry.system_prompt)

@@ -15,20 +15,14 @@ import platform
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from candor.chat.render import HUMAN_ASSISTANT, ChatFormat, Message
 from candor.config import settings
 from candor.errors import CandorError, InvalidRequestError
-
-
-def opt(default: Any, help: str, **kwargs) -> Any:
-    """A config field with a default and help text (shown by `candor train … --help`)."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kwargs})
-    return field(default=default, metadata={"help": help, **kwargs})
+from candor.settings_fields import opt
 
 
 @dataclass
@@ -113,7 +107,7 @@ def chat_format_for(base: str) -> ChatFormat:
         config = path / "tokenizer_config.json"
         template = json.loads(config.read_text()).get("chat_template") if config.is_file() else None
         return ChatFormat(template) if isinstance(template, str) else HUMAN_ASSISTANT
-    from candor.engine.hub import chat_format_of
+    from candor.chat.model_format import chat_format_of
     from candor.registry import load_registry
 
     return chat_format_of(load_registry().get(base))
@@ -298,31 +292,3 @@ def progress_callback(total_steps: int, desc: str):
 def check_output_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise CandorError(f"{out} is not empty; pass --overwrite to replace it")
-
-
-# -- command-line options from a settings dataclass ------------------------------------------------
-def click_options(cls):
-    """Decorate a click command with one option per field of `cls` (help and default shown)."""
-    import click
-
-    def decorate(fn):
-        for f in reversed(dataclasses.fields(cls)):
-            name = "--" + f.name.replace("_", "-")
-            help_text = f.metadata.get("help", "")
-            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-            if isinstance(default, bool):
-                fn = click.option(f"{name}/--no-{f.name.replace('_', '-')}", f.name, default=default,
-                                  show_default=True, help=help_text)(fn)
-            elif isinstance(default, list):
-                fn = click.option(name, f.name, multiple=True, help=help_text + " (repeatable)")(fn)
-            else:
-                fn = click.option(name, f.name, type=type(default), default=default, show_default=True,
-                                  help=help_text)(fn)
-        return fn
-
-    return decorate
-
-
-def settings_from(cls, values: Mapping[str, Any]):
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items() if k in names})

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from candor.config import settings
 from candor.errors import CandorError, InvalidRequestError
-from candor.train.common import opt, resolve_base
+from candor.settings_fields import opt
+from candor.train.common import resolve_base
 
 LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"  # the version the engine runs; its sdist vendors llama.cpp
 _KEEP = re.compile(r"^[^/]+/vendor/llama\.cpp/(convert_lora_to_gguf\.py|convert_hf_to_gguf\.py|conversion/|gguf-py/)")

@@ -22,13 +22,13 @@ from sqlalchemy import select
 from candor.accounts import users as user_ops
 from candor.accounts.access import price
 from candor.accounts.keys import KeyContext
-from candor.api.critique import as_json as critique_json
-from candor.api.critique import critique_settings
-from candor.api.critique import record as record_critique
-from candor.api.generation import start_generation
 from candor.chat.service import ChatParams
 from candor.engine.base import TextDelta
 from candor.errors import AccessError, CandorError, InvalidRequestError, NotFoundError
+from candor.serving.critique import as_json as critique_json
+from candor.serving.critique import critique_settings
+from candor.serving.critique import record as record_critique
+from candor.serving.generation import start_generation
 from candor.store.models import ChatMessage, CritiqueRecord, Rating, User, Vote, utcnow
 from candor.web import conversations as convs
 from candor.web import sessions

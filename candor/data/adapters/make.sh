@@ -15,7 +15,7 @@ step() { case " $STEPS " in *" $1 "*) return 0;; *) return 1;; esac; }
 
 if step hh; then
   # Human feedback: SFT on the answers people preferred, half helpful-base, half harmless-base.
-  $C train sft --base candor-instant --helpful 256 --harmless 256 --out "$R/hh" --overwrite
+  $C train sft --base candor-instant --helpful 128 --harmless 128 --out "$R/hh" --overwrite
   $C train export --adapter "$R/hh" --name candor-instant-hh
 fi
 
@@ -24,14 +24,13 @@ if step judged; then
   # labelled by the validated rule judge; refuse red-team prompts, help the rest.
   $C cai judged-pairs --policy candor-instant --red-team 120 --helpful 120 --out "$R/judged-pairs.jsonl"
   $C train dpo --data "$R/judged-pairs.jsonl" --out "$R/judged" --overwrite --learning-rate 1e-4 \
-    --max-length 256 --batch-size 4
+    --max-length 256 --batch-size 4 --max-steps 30
   $C train export --adapter "$R/judged" --name candor-instant-judged
 fi
 
 if step cai; then
   # The critic, measured first: agreement of the policy as feedback model with human harmlessness
   # labels (100 held-out hh-rlhf pairs), with the paper's aids one at a time.
-  $C cai agreement --model candor-instant --pairs 100 --fewshot 0 --out "$R/agreement-plain.json"
   $C cai agreement --model candor-instant --pairs 100 --fewshot 2 --out "$R/agreement-fewshot.json"
   $C cai agreement --model candor-instant --pairs 100 --fewshot 2 --chat --out "$R/agreement-chat.json"
   $C cai agreement --model candor-instant --pairs 100 --fewshot 2 --ensemble 3 --out "$R/agreement-ensemble.json"
@@ -42,9 +41,10 @@ if step cai; then
   $C train export --adapter "$R/sl-cai" --name candor-instant-sl-cai
   # RL-CAI: the SL-CAI model's samples labelled by the policy as feedback model (principle
   # ensemble), DPO with labels trusted only to 60% (the paper's clamped soft labels).
-  $C cai feedback --policy candor-instant-sl-cai --feedback-model candor-instant --limit 64 --offset 40 \
+  $C cai feedback --policy candor-instant-sl-cai --feedback-model candor-instant --limit 48 --offset 40 \
     --ensemble 3 --temperature 1.0 --max-tokens 96 --out "$R/feedback.jsonl"
   $C train dpo --data "$R/feedback.jsonl" --init-adapter "$R/sl-cai" --label-smoothing 0.4 \
-    --min-confidence 0.5 --out "$R/cai" --overwrite --learning-rate 5e-5 --max-length 256 --batch-size 4
+    --min-confidence 0.5 --out "$R/cai" --overwrite --learning-rate 5e-5 --max-length 256 --batch-size 4 \
+    --max-steps 16
   $C train export --adapter "$R/cai" --name candor-instant-cai
 fi

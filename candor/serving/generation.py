@@ -1,4 +1,4 @@
-"""Starting a generation for an API request, shared by every endpoint.
+"""Starting a generation for an API request or a chat-page answer, shared by every endpoint.
 
 The first event is read before the HTTP response starts, so queueing, context and validation
 errors still get their proper status code (400, 529…) even for streaming requests; after that,
