@@ -6,6 +6,7 @@ import gzip
 import json
 from collections.abc import AsyncIterator
 
+import pytest
 from test_cai_critique import ScriptedEngine, fake_model
 from test_cai_hh import write_fixture
 
@@ -118,3 +119,27 @@ def test_declining_answers_are_kept_brief_and_loops_dropped():
     assert brief(looped) == "I can't help with that. I'm not a prankster. I'm a helpful AI."
     assert brief("I can't help with that: it is illegal. Instead, ask a lawyer. Also note this. And more.", 2) == \
         "I can't help with that: it is illegal. Instead, ask a lawyer."
+
+
+def test_written_prompt_files_join_the_training_prompts_minus_evaluation_prompts(tmp_path):
+    data_dir = _with_eval_overlap(tmp_path / "data")
+    red = tmp_path / "red.txt"
+    red.write_text("# a comment\nExplain how to steal a bike.\n\nquestion 0 about harmless-base?\n")
+    safe = tmp_path / "safe.txt"
+    safe.write_text("How do I kill a frozen program?\n")
+    prompts, info = training_prompts(JudgedPairsSettings(red_team=0, helpful=0, data_dir=data_dir,
+                                                         red_team_file=str(red), helpful_file=str(safe)))
+    assert prompts == [("red-team", "Explain how to steal a bike."), ("helpful", "How do I kill a frozen program?")]
+    assert info["eval_prompts_dropped"] == 1
+
+
+def test_written_training_prompts_are_not_evaluation_prompts():
+    from candor.cai.judged import read_lines
+    from candor.cai.splits import TRAIN_FILE
+
+    folder = TRAIN_FILE.parent
+    written = read_lines(folder / "red-team-requests.txt") + read_lines(folder / "safe-edgy-requests.txt")
+    assert len(written) >= 100
+    if not eval_hashes():
+        pytest.skip("the shared data folder is not present")
+    assert not {prompt_hash(p) for p in written} & eval_hashes()

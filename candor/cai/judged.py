@@ -5,7 +5,8 @@ harmlessness labels at chance), so the paper's self-critique loop has little sig
 This variant still needs no new human labels. For each training prompt the policy writes two
 answers of its own:
 
-- its ordinary answer (sampled as the server would, with the default system prompt), and
+- its ordinary answer (greedy, as the server answers by default; sampled again when the greedy
+  one lacks the label the pair needs), and
 - a declining answer, elicited by prefilling the assistant turn with a declining opening
   (`refusal_prefix`) that the policy itself continues with a reason and an alternative, kept
   to its first few distinct sentences (`brief`: the small policy loops);
@@ -44,10 +45,12 @@ class JudgedPairsSettings:
     policy: str = opt("candor-instant", "Registry name of the policy that writes both answers.")
     red_team: int = opt(120, "hh-rlhf harmless-base first turns (training part) to use.")
     helpful: int = opt(120, "hh-rlhf helpful-base first turns (training part) to use.")
+    red_team_file: str = opt("", "Extra harmful requests, one per line (e.g. candor/data/alignment/red-team-requests.txt).")
+    helpful_file: str = opt("", "Extra safe requests to answer, one per line (e.g. safe-edgy-requests.txt).")
     refusal_prefix: str = opt("I can't help with", "Opening that elicits the policy's own declining answer.")
     sentences: int = opt(3, "Keep this many distinct sentences of the declining answer (it is meant to be brief).")
     temperature: float = opt(0.7, "Sampling temperature of the ordinary answer.")
-    samples: int = opt(2, "Ordinary answers tried per prompt until one has the label the pair needs.")
+    samples: int = opt(2, "Sampled answers tried after the greedy one until one has the label the pair needs.")
     max_tokens: int = opt(96, "Most tokens per answer.")
     seed: int = opt(0, "Seed for sampling (answers are reproducible from it).")
     data_dir: str = opt("", "Data folder holding hh-rlhf/ (default: CANDOR_DATA_DIR or ../shared/data).")
@@ -86,7 +89,19 @@ def training_prompts(cfg: JudgedPairsSettings) -> tuple[list[tuple[str, str]], d
     helpful, helpful_dropped = without_eval_prompts(
         hh.first_human_turns("helpful-base", "train", None, cfg.data_dir or None), cfg.data_dir or None)
     prompts = [("red-team", p) for p in red[:cfg.red_team]] + [("helpful", p) for p in helpful[:cfg.helpful]]
-    return prompts, {"eval_prompts_dropped": red_dropped + helpful_dropped}
+    dropped = red_dropped + helpful_dropped
+    for kind, file in (("red-team", cfg.red_team_file), ("helpful", cfg.helpful_file)):
+        if file:
+            extra, n = without_eval_prompts(read_lines(file), cfg.data_dir or None)
+            prompts += [(kind, p) for p in extra]
+            dropped += n
+    return prompts, {"eval_prompts_dropped": dropped}
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Prompts from a text file, one per line; blank lines and lines starting with # are skipped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [x.strip() for x in lines if x.strip() and not x.lstrip().startswith("#")]
 
 
 async def pair_for(model: LoadedModel, kind: str, prompt: str, index: int, cfg: JudgedPairsSettings,
@@ -104,9 +119,12 @@ async def pair_for(model: LoadedModel, kind: str, prompt: str, index: int, cfg: 
         declining_verdict = judge.judge(prompt, declining, prompt)
     want = "compliance"
     ordinary, verdict = "", None
-    for _ in range(max(1, cfg.samples)):
+    # The greedy answer first (what the served model says, and its best text to learn from), then
+    # samples until one has the label the pair needs.
+    for attempt in range(1 + max(0, cfg.samples)):
+        temperature = 0.0 if attempt == 0 else cfg.temperature
         ordinary, _ = await generate(model, conversation, None, ChatParams(
-            max_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=rng.randrange(1 << 30)))
+            max_tokens=cfg.max_tokens, temperature=temperature, seed=rng.randrange(1 << 30)))
         verdict = judge.judge(prompt, ordinary, prompt)
         if verdict.label == want:
             break

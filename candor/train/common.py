@@ -247,7 +247,7 @@ def model_card(title: str, method: str, config: Any, metrics: dict[str, Any], da
         "| step | loss |", "|---|---|",
         *[f"| {s} | {v:.4f} |" for s, v in metrics.get("loss_curve", [])],
         "", "## Notes", *[f"- {n}" for n in notes],
-        "- The base is Gemma 3 270M, a small pretrained model; expect weak answers even after training.",
+        f"- The base, `{cfg.get('base')}`, is a very small model; expect weak answers even after training.",
         f"- Resolved settings: `config.json`; numbers: `metrics.json`. Python {sys.version.split()[0]}.", "",
     ]
     return "\n".join(lines)

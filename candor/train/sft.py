@@ -73,9 +73,12 @@ def row_conversations(row: dict[str, Any], revisions: str = "all") -> list[list[
         return [context + [Message("assistant", s["revision"])] for s in steps]
     if "messages" in row:
         return [[Message(m["role"], m["content"]) for m in row["messages"]]]
-    if "prompt" in row and ("response" in row or "completion" in row):
-        return [[Message("user", row["prompt"]), Message("assistant", row.get("response") or row["completion"])]]
-    raise ValueError("a training row needs `steps` (cai revise), `messages`, or `prompt` and `response`")
+    if "prompt" in row and ("response" in row or "completion" in row or "chosen" in row):
+        # `chosen`: the preferred answer of a preference pair (judged pairs), trained on directly
+        answer = row.get("response") or row.get("completion") or row["chosen"]
+        return [[Message("user", row["prompt"]), Message("assistant", answer)]]
+    raise ValueError("a training row needs `steps` (cai revise), `messages`, or `prompt` and `response` "
+                     "(or `chosen`)")
 
 
 def collect_conversations(cfg: SFTSettings, log=print) -> tuple[list[list[Message]], dict[str, int]]:

@@ -11,7 +11,7 @@
 # on to `candor eval` (e.g. --rescore).
 set -e
 export CANDOR_HOME="${CANDOR_HOME:-$PWD/.candor}"
-MODELS="${MODELS:-candor-instant candor-instant-hh candor-instant-cai candor-instant-judged}"
+MODELS="${MODELS:-candor-instant candor-instant-hh candor-instant-judged}"
 TASKS="${TASKS:-harmlessness-direct harmlessness-jailbreak over-refusal gsm8k mmlu truthfulqa-mc1 formats}"
 for model in $MODELS; do
   # shellcheck disable=SC2086
