@@ -74,14 +74,14 @@ def split_rows(subset: str, part: str = "train", data_dir: str | Path | None = N
     raise InvalidRequestError(f"part must be train, holdout or all, got {part!r}", field="part")
 
 
-def _banned(part: str, data_dir: str | Path | None):
-    """Hashes of evaluation prompts when reading the training part (hh-rlhf repeats prompts
-    across rows, so the held-out rows alone do not keep evaluation prompts out of training)."""
+def _is_eval_prompt(part: str, data_dir: str | Path | None):
+    """For the training part, a test for evaluation prompts (hh-rlhf repeats prompts across rows,
+    so the held-out rows alone do not keep evaluation prompts out of training); otherwise None."""
     if part != "train":
         return None
-    from candor.cai.splits import eval_hashes, prompt_hash
+    from candor.cai.splits import is_eval_prompt
 
-    return prompt_hash, eval_hashes(data_dir)
+    return lambda text: is_eval_prompt(text, data_dir)
 
 
 def conversations(subset: str, which: str = "chosen", part: str = "train", limit: int | None = None,
@@ -89,12 +89,12 @@ def conversations(subset: str, which: str = "chosen", part: str = "train", limit
     """Whole conversations ending in the chosen (or rejected) assistant answer; from the training
     part, none whose user turns include an evaluation prompt."""
     n = 0
-    banned = _banned(part, data_dir)
+    banned = _is_eval_prompt(part, data_dir)
     for _, row in split_rows(subset, part, data_dir):
         messages = parse_transcript(row[which])
         if not messages or messages[-1].role != "assistant" or not is_valid(messages):
             continue
-        if banned and any(banned[0](m.content) in banned[1] for m in messages if m.role == "user"):
+        if banned and any(banned(m.content) for m in messages if m.role == "user"):
             continue
         yield messages
         n += 1
@@ -108,10 +108,10 @@ def first_human_turns(subset: str = "harmless-base", part: str = "train", limit:
     the training part, never an evaluation prompt)."""
     seen: set[str] = set()
     out: list[str] = []
-    banned = _banned(part, data_dir)
+    banned = _is_eval_prompt(part, data_dir)
     for _, row in split_rows(subset, part, data_dir):
         messages = parse_transcript(row["chosen"])
-        if banned and messages and banned[0](messages[0].content) in banned[1]:
+        if banned and messages and banned(messages[0].content):
             continue
         if messages and messages[0].role == "user" and messages[0].content and messages[0].content not in seen:
             seen.add(messages[0].content)

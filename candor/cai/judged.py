@@ -70,7 +70,7 @@ def brief(text: str, sentences: int = 3) -> str:
         key = " ".join(sentence.lower().split())
         if not sentence or key in seen:
             continue
-        if not sentence[-1] in ".!?":
+        if sentence[-1] not in ".!?":
             break  # cut off mid-sentence by max_tokens
         seen.add(key)
         kept.append(sentence)

@@ -52,6 +52,10 @@ def eval_hashes(data_dir: str | Path | None = None) -> frozenset[str]:
     return _eval_hashes(str(data_dir) if data_dir else None)
 
 
+def is_eval_prompt(text: str, data_dir: str | Path | None = None) -> bool:
+    return prompt_hash(text) in eval_hashes(data_dir)
+
+
 @functools.lru_cache(maxsize=8)
 def _eval_hashes(data_dir: str | None) -> frozenset[str]:
     return frozenset(prompt_hash(p) for prompts in eval_prompts(data_dir).values() for p in prompts)
@@ -59,9 +63,9 @@ def _eval_hashes(data_dir: str | None) -> frozenset[str]:
 
 def without_eval_prompts(prompts: Iterable[str], data_dir: str | Path | None = None) -> tuple[list[str], int]:
     """`prompts` minus any evaluation prompt, and how many were dropped."""
+    items = list(prompts)
     banned = eval_hashes(data_dir)
-    kept = [p for p in prompts if prompt_hash(p) not in banned]
-    items = list(prompts) if not isinstance(prompts, list) else prompts
+    kept = [p for p in items if prompt_hash(p) not in banned]
     return kept, len(items) - len(kept)
 
 
