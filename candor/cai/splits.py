@@ -87,7 +87,7 @@ def write_train_hashes(groups: dict[str, Iterable[str]], path: Path = TRAIN_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["# Prompts Candor's shipped adapters were trained on: 16 hex digits of SHA-256 over the",
              "# lower-cased, whitespace-collapsed prompt (candor.cai.splits.prompt_hash), grouped by source.",
-             "# No evaluation prompt may appear here (tests/test_splits.py)."]
+             "# No evaluation prompt may appear here (tests/test_cai_judged.py)."]
     n = 0
     for source, prompts in groups.items():
         hashes = sorted({prompt_hash(p) for p in prompts})
