@@ -263,6 +263,24 @@ def test_sign_up_waits_for_approval(site, page):
     assert {"username": "newcomer", "role": "pending"}.items() <= next(u for u in users if u["username"] == "newcomer").items()
 
 
+def test_over_its_limit_the_page_says_when_to_retry_and_keeps_the_text(site, page):
+    base, env = site
+    candor(env, "users", "create", "rob", "--role", "member", "--password", PASSWORD)
+    candor(env, "users", "limits", "rob", "--rpm", "1")
+    sign_in(page, base, "rob")
+    send(page, "Say hello.", max_tokens=4)
+    wait_idle(page)
+    assert page.locator(".msg.assistant").count() == 1
+    send(page, "Say goodbye.", max_tokens=4)
+    page.wait_for_selector("#notice:not([hidden])")
+    wait_idle(page)
+    notice = page.inner_text("#notice")
+    assert "rate limit of 1 requests per minute" in notice and "retry in" in notice
+    assert page.input_value("#input") == "Say goodbye."  # the refused question is given back
+    assert page.locator(".msg.user").count() == 1 and "Say goodbye" not in page.inner_text("#messages")
+    shot(page, "rate-limited")
+
+
 def test_csrf_and_session_rules(site):
     base, _ = site
     with httpx.Client(base_url=base) as c:
@@ -332,6 +350,55 @@ def test_signin_is_throttled_per_name_and_per_address(local_app):
         assert c.post("/web/api/signin", json={"username": f"guess{i}", "password": "x" * 8}).status_code == 401
     r = c.post("/web/api/signin", json=right)
     assert r.status_code == 429 and "too many failed sign-ins for your address" in r.json()["error"]["message"]
+
+
+def events(r) -> list[dict]:
+    return [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+
+
+def test_page_answers_count_against_the_users_own_rate_and_spend_limits(local_app):
+    from candor.accounts import keys as key_ops
+    from candor.accounts import users as user_ops
+    from candor.store.models import ChatMessage, UsageRecord
+
+    c, store = local_app()
+    web_user(store, "rita")
+    web_user(store, "sam")
+    with store.session() as s:
+        user_ops.set_limits(s, "rita", rpm=1)
+    rita, sam = signed_in(c, "rita"), signed_in(c, "sam")
+    turn = {"max_tokens": 2, "temperature": 0}
+    cid = c.post("/web/api/conversations", json={}, headers=rita).json()["id"]
+    first = c.post(f"/web/api/conversations/{cid}/messages", json={"content": "Say hi.", **turn}, headers=rita)
+    assert first.status_code == 200 and events(first)[-1]["status"] == "done"
+    answer_id = events(first)[-1]["message_id"]
+    again = c.post(f"/web/api/conversations/{cid}/messages", json={"content": "And again?", "parent_id": answer_id,
+                                                                     **turn}, headers=rita)
+    assert again.status_code == 429 and 1 <= int(again.headers["retry-after"]) <= 60
+    assert again.json()["error"]["message"].startswith(
+        "your account has exceeded its rate limit of 1 requests per minute for chat-page answers; retry in")
+    regen = c.post(f"/web/api/conversations/{cid}/messages", json={"content": None, "parent_id": answer_id - 1,
+                                                                     **turn}, headers=rita)
+    assert regen.status_code == 429  # regenerating is an answer too
+    with store.session() as s:  # the refused turns stored nothing
+        assert s.query(ChatMessage).filter_by(conversation_id=cid).count() == 2
+    sam_cid = c.post("/web/api/conversations", json={}, headers=sam).json()["id"]
+    other = c.post(f"/web/api/conversations/{sam_cid}/messages", json={"content": "Say hi.", **turn}, headers=sam)
+    assert other.status_code == 200  # limits are per user
+
+    with store.session() as s:  # a spend limit covers the page and the user's keys together
+        user_ops.set_limits(s, "rita", monthly_limit_usd=0, clear=True)
+        _, secret = key_ops.create_key(s, user_ops.get_user(s, "rita"), name="rita's key")
+    spent = c.post(f"/web/api/conversations/{cid}/messages", json={"content": "Once more?", "parent_id": answer_id,
+                                                                     **turn}, headers=rita)
+    assert spent.status_code == 402 and "monthly spend limit of $0.00" in spent.json()["error"]["message"]
+    api = c.post("/v1/messages", headers={"x-api-key": secret, "anthropic-version": "2023-06-01"},
+                 json={"model": "candor-instant", "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]})
+    assert api.status_code == 402 and "page and API keys together" in api.json()["error"]["message"]
+    with store.session() as s:
+        rows = [(u.key_prefix, u.status) for u in s.query(UsageRecord).order_by(UsageRecord.id)]
+    assert rows[:3] == [("web", 200), ("web", 429), ("web", 429)] and rows[-1][1] == 402
+    assert ("web", 402) in rows
 
 
 def test_odd_cookie_csrf_and_text_are_4xx_not_500(local_app):

@@ -4,6 +4,12 @@ The API calls `authenticate` once per request, `admit` once the prompt's size is
 allow-list, monthly spend, rate limits), and `finish` when the request ends (usage record,
 output-token counter). Keys from CANDOR_API_KEYS / --api-key keep working as a bootstrap: they
 act as an administrator without limits and are metered under the prefix "bootstrap".
+
+The chat page's answers are admitted the same way for the signed-in user (`keys.page_caller`):
+the user's own rate limits (else the model tier's defaults) in a bucket of the user's own, so a
+user's page answers and each of their keys are limited separately; a user's monthly spend limit
+covers everything they spend, page answers and all their keys together, on top of each key's
+own monthly limit.
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from decimal import Decimal
 
 from candor.accounts.keys import KeyContext, KeyRejected, authenticate, secrets_match
 from candor.accounts.limits import BucketState, DbCounters, Limits, RedisCounters, month_spend, rate_headers
+from candor.store.models import UserRateBucket
 from candor.accounts.usage import UsageEvent, hashing_secret, record
 from candor.errors import AccessError as ApiError
 from candor.registry import ModelEntry
@@ -33,6 +41,8 @@ class Admission:
     limits: Limits | None = None
     state: BucketState | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    counters: Any = None  # the counters (key or user buckets) that admitted it, charged its output
+    bucket_id: int | None = None
 
 
 def price(entry: ModelEntry | None, input_tokens: int, output_tokens: int) -> Decimal:
@@ -49,6 +59,8 @@ class AccessControl:
         self.bootstrap_keys = [k for k in (bootstrap_keys or []) if k]
         redis_url = redis_url if redis_url is not None else os.environ.get("CANDOR_REDIS_URL")
         self.counters = RedisCounters(redis_url) if redis_url else DbCounters(store)
+        self.user_counters = (RedisCounters(redis_url, namespace="rl-user") if redis_url
+                              else DbCounters(store, UserRateBucket))
         self.secret = hashing_secret(store)
 
     # -- who ---------------------------------------------------------------------------------
@@ -79,26 +91,38 @@ class AccessControl:
                            f"model: this API key may not use {entry.name}; it may use {', '.join(ctx.models)}")
 
     def admit(self, ctx: KeyContext, entry: ModelEntry, input_tokens: int) -> Admission:
+        """Admit one request of an API key or (key_id None, user_id set) of the chat page."""
         self.check_model(ctx, entry)
-        if ctx.key_id is None:
-            return Admission()
-        if ctx.monthly_limit_usd is not None:
+        page = ctx.key_id is None
+        if page and ctx.user_id is None:
+            return Admission()  # a bootstrap key or an anonymous `--no-auth` caller: unlimited
+        who = "your account" if page else "this API key"
+        if not page and ctx.monthly_limit_usd is not None:
             spent = month_spend(self.store, ctx.key_id)
             if spent >= ctx.monthly_limit_usd:
                 raise ApiError(402, "billing_error",
                                f"this API key has reached its monthly spend limit of ${ctx.monthly_limit_usd:.2f} "
                                f"(${spent:.4f} spent this month)")
+        if ctx.user_monthly_limit_usd is not None:
+            spent = month_spend(self.store, pseudonym=ctx.pseudonym)
+            if spent >= ctx.user_monthly_limit_usd:
+                raise ApiError(402, "billing_error",
+                               f"the account {ctx.username!r} has reached its monthly spend limit of "
+                               f"${ctx.user_monthly_limit_usd:.2f} (${spent:.4f} spent this month, page and "
+                               f"API keys together)")
         limits = self.limits_for(ctx, entry)
+        counters, bucket = (self.user_counters, ctx.user_id) if page else (self.counters, ctx.key_id)
         now = time.time()
-        decision = self.counters.admit(ctx.key_id, limits, input_tokens, now)
+        decision = counters.admit(bucket, limits, input_tokens, now)
         headers = rate_headers(limits, decision.state)
         if not decision.allowed:
             wait = decision.retry_after
             limit = {"requests": limits.rpm, "input tokens": limits.itpm, "output tokens": limits.otpm}[decision.exceeded]
             raise ApiError(429, "rate_limit_error",
-                           f"this API key has exceeded its rate limit of {limit} {decision.exceeded} per minute; "
-                           f"retry in {wait} s", headers={**headers, "retry-after": str(wait)})
-        return Admission(limits, decision.state, headers)
+                           f"{who} has exceeded its rate limit of {limit} {decision.exceeded} per minute"
+                           f"{' for chat-page answers' if page else ''}; retry in {wait} s",
+                           headers={**headers, "retry-after": str(wait)})
+        return Admission(limits, decision.state, headers, counters, bucket)
 
     def headers_for(self, ctx: KeyContext | None, entry: ModelEntry | None = None) -> dict[str, str]:
         """Rate-limit headers for responses that did not go through `admit`."""
@@ -111,8 +135,8 @@ class AccessControl:
     def finish(self, ctx: KeyContext | None, admission: Admission | None, entry: ModelEntry | None, *,
                model_name: str, endpoint: str, input_tokens: int, output_tokens: int, ttft_s: float | None,
                latency_s: float, status: int, end_user: str | None) -> None:
-        if admission and admission.state is not None and ctx and ctx.key_id is not None:
-            self.counters.add_output(ctx.key_id, output_tokens)
+        if admission and admission.counters is not None and admission.bucket_id is not None:
+            admission.counters.add_output(admission.bucket_id, output_tokens)
         cost = price(entry, input_tokens, output_tokens)
         record(self.store, UsageEvent(
             key_id=ctx.key_id if ctx else None, key_prefix=ctx.prefix if ctx else "",

@@ -46,6 +46,10 @@ class KeyContext:
     itpm: int | None = None
     otpm: int | None = None
     monthly_limit_usd: Decimal | None = None
+    # The user behind the key, and their monthly limit over everything they spend (page and keys).
+    # A chat-page caller has key_id None and user_id set; its rpm/itpm/otpm are the user's.
+    user_id: int | None = None
+    user_monthly_limit_usd: Decimal | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -139,4 +143,12 @@ def authenticate(session: Session, secret: str) -> KeyContext:
                           f"the account {user.username!r} is waiting for an administrator's approval")
     return KeyContext(key_id=key.id, prefix=key.prefix, username=user.username, pseudonym=user.pseudonym,
                       role=user.role, models=tuple(key.models) if key.models else None, rpm=key.rpm,
-                      itpm=key.itpm, otpm=key.otpm, monthly_limit_usd=key.monthly_limit_usd)
+                      itpm=key.itpm, otpm=key.otpm, monthly_limit_usd=key.monthly_limit_usd, user_id=user.id,
+                      user_monthly_limit_usd=user.monthly_limit_usd)
+
+
+def page_caller(user: User) -> KeyContext:
+    """The chat page's caller: metered under the prefix "web", limited by the user's own limits."""
+    return KeyContext(key_id=None, prefix="web", username=user.username, pseudonym=user.pseudonym, role=user.role,
+                      models=None, rpm=user.rpm, itpm=user.itpm, otpm=user.otpm, user_id=user.id,
+                      user_monthly_limit_usd=user.monthly_limit_usd)

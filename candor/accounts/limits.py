@@ -1,4 +1,5 @@
-"""Per-key rate limits (requests, input tokens, output tokens per minute) and monthly spend.
+"""Rate limits (requests, input tokens, output tokens per minute) and monthly spend, per API key
+and, for the chat page's answers, per user.
 
 Each limit is a token bucket holding up to one minute's allowance and refilled continuously, as
 Anthropic describes its own limits, so there is no window edge at which twice the limit gets
@@ -21,7 +22,7 @@ from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from candor.store import Store
-from candor.store.models import RateBucket, UsageRecord
+from candor.store.models import RateBucket, UsageRecord, UserRateBucket
 
 UNLIMITED = 2**31 - 1
 FULL = 1e15  # a new bucket starts full: refilling clamps this to the limit
@@ -75,22 +76,28 @@ def _verdict(state: BucketState, limits: Limits, input_tokens: int) -> Decision:
     return Decision(False, state, "requests", 1)  # raced with another process: retry soon
 
 
-def _sql_refill(column, cap: float, now: float):
-    level = column + (literal(now) - RateBucket.updated_at) * (cap / 60.0)
+def _sql_refill(table, column, cap: float, now: float):
+    level = column + (literal(now) - table.updated_at) * (cap / 60.0)
     return case((level > cap, cap), else_=level)
 
 
 class DbCounters:
-    def __init__(self, store: Store):
+    """Buckets in the database: `rate_buckets` (one per API key) or `user_rate_buckets` (one per
+    user, for the chat page), chosen by `table`."""
+
+    def __init__(self, store: Store, table: type[RateBucket] | type[UserRateBucket] = RateBucket):
         self.store = store
+        self.table = table
+        self.owner = table.__table__.primary_key.columns.values()[0]  # key_id or user_id
 
     def _ensure_row(self, session, key_id: int, now: float) -> None:
         dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-        session.execute(dialect.insert(RateBucket).values(key_id=key_id, requests=FULL, input_tokens=FULL,
-                                                          output_tokens=FULL, updated_at=now).on_conflict_do_nothing())
+        session.execute(dialect.insert(self.table).values(
+            {self.owner.name: key_id, "requests": FULL, "input_tokens": FULL, "output_tokens": FULL,
+             "updated_at": now}).on_conflict_do_nothing())
 
     def _state(self, session, key_id: int, limits: Limits, now: float) -> BucketState:
-        row = session.get(RateBucket, key_id, populate_existing=True)
+        row = session.get(self.table, key_id, populate_existing=True)
         caps = limits.caps()
         if row is None:
             return BucketState(*caps, now)
@@ -101,15 +108,16 @@ class DbCounters:
     def admit(self, key_id: int, limits: Limits, input_tokens: int, now: float | None = None) -> Decision:
         now = time.time() if now is None else now
         r_cap, i_cap, o_cap = limits.caps()
-        r, i, o = (_sql_refill(RateBucket.requests, r_cap, now), _sql_refill(RateBucket.input_tokens, i_cap, now),
-                   _sql_refill(RateBucket.output_tokens, o_cap, now))
+        t = self.table
+        r, i, o = (_sql_refill(t, t.requests, r_cap, now), _sql_refill(t, t.input_tokens, i_cap, now),
+                   _sql_refill(t, t.output_tokens, o_cap, now))
         with self.store.session() as session:
             self._ensure_row(session, key_id, now)
             result = session.execute(
-                update(RateBucket)
-                .where(RateBucket.key_id == key_id, r >= 1, i >= input_tokens, o > 0)
+                update(t)
+                .where(self.owner == key_id, r >= 1, i >= input_tokens, o > 0)
                 .values(requests=r - 1, input_tokens=i - input_tokens, output_tokens=o,
-                        updated_at=case((RateBucket.updated_at > now, RateBucket.updated_at), else_=now))
+                        updated_at=case((t.updated_at > now, t.updated_at), else_=now))
                 .execution_options(synchronize_session=False))
             state = self._state(session, key_id, limits, now)
         if result.rowcount == 1:
@@ -120,8 +128,8 @@ class DbCounters:
         if output_tokens <= 0:
             return
         with self.store.session() as session:
-            session.execute(update(RateBucket).where(RateBucket.key_id == key_id)
-                            .values(output_tokens=RateBucket.output_tokens - output_tokens)
+            session.execute(update(self.table).where(self.owner == key_id)
+                            .values(output_tokens=self.table.output_tokens - output_tokens)
                             .execution_options(synchronize_session=False))
 
     def peek(self, key_id: int, limits: Limits, now: float | None = None) -> BucketState:
@@ -159,15 +167,15 @@ return {ok, tostring(lv[1]), tostring(lv[2]), tostring(lv[3])}
 class RedisCounters:
     """The same buckets in Redis, for deployments that already run it (one Lua script per admission)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, namespace: str = "rl"):
         import redis
 
         self.client = redis.Redis.from_url(url)
         self._admit = self.client.register_script(_ADMIT)
+        self.namespace = namespace  # "rl" for API keys, "rl-user" for users' chat-page answers
 
-    @staticmethod
-    def _key(key_id: int) -> str:
-        return f"candor:rl:{key_id}"
+    def _key(self, key_id: int) -> str:
+        return f"candor:{self.namespace}:{key_id}"
 
     def admit(self, key_id: int, limits: Limits, input_tokens: int, now: float | None = None) -> Decision:
         now = time.time() if now is None else now
@@ -194,10 +202,12 @@ def month_start(now: dt.datetime | None = None) -> dt.datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def month_spend(store: Store, key_id: int) -> Decimal:
+def month_spend(store: Store, key_id: int | None = None, *, pseudonym: str | None = None) -> Decimal:
+    """This month's spend of one key, or (by `pseudonym`) of one user: page answers and keys."""
+    where = UsageRecord.key_id == key_id if pseudonym is None else UsageRecord.user_pseudonym == pseudonym
     with store.session() as session:
         total = session.scalar(select(func.coalesce(func.sum(UsageRecord.cost_usd), 0))
-                               .where(UsageRecord.key_id == key_id, UsageRecord.created_at >= month_start()))
+                               .where(where, UsageRecord.created_at >= month_start()))
     return Decimal(str(total))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from decimal import Decimal
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -101,6 +102,32 @@ def delete_user(session: Session, username: str) -> None:
     """Erase the user, their keys and conversations; usage keeps only anonymous counts."""
     user = get_user(session, username)
     session.delete(user)
+
+
+def set_limits(session: Session, username: str, *, rpm: int | None = None, itpm: int | None = None,
+               otpm: int | None = None, monthly_limit_usd: float | Decimal | None = None,
+               clear: bool = False) -> User:
+    """A user's chat-page rate limits and monthly spend limit (page and keys together). Values
+    not given stay as they are; `clear` first resets all four to "the model tier's defaults"
+    (rates) and "no limit" (spend)."""
+    user = get_user(session, username)
+    if clear:
+        user.rpm = user.itpm = user.otpm = user.monthly_limit_usd = None
+    for field, value in (("rpm", rpm), ("itpm", itpm), ("otpm", otpm)):
+        if value is not None:
+            if value < 1:
+                raise InvalidRequestError(f"must be >= 1, got {value}", field=field)
+            setattr(user, field, value)
+    if monthly_limit_usd is not None:
+        if Decimal(str(monthly_limit_usd)) < 0:
+            raise InvalidRequestError(f"must be >= 0, got {monthly_limit_usd}", field="monthly_limit_usd")
+        user.monthly_limit_usd = Decimal(str(monthly_limit_usd))
+    return user
+
+
+def limits_record(user: User) -> dict[str, Any]:
+    return {"rpm": user.rpm, "itpm": user.itpm, "otpm": user.otpm,
+            "monthly_limit_usd": None if user.monthly_limit_usd is None else float(user.monthly_limit_usd)}
 
 
 def list_users(session: Session) -> list[User]:

@@ -97,6 +97,25 @@ def _simple_user_command(name: str, action: str, verb: str):
     return command
 
 
+@users.command("limits")
+@click.argument("username")
+@click.option("--rpm", type=int, default=None, help="Chat-page requests per minute.")
+@click.option("--itpm", type=int, default=None, help="Chat-page input tokens per minute.")
+@click.option("--otpm", type=int, default=None, help="Chat-page output tokens per minute.")
+@click.option("--monthly-limit-usd", type=float, default=None,
+              help="Monthly spend limit over the page and all the user's keys together.")
+@click.option("--clear", is_flag=True, help="Reset to the model tier's rates and no spend limit first.")
+@handle_errors
+def users_limits(username, rpm, itpm, otpm, monthly_limit_usd, clear):
+    """Show or set a user's limits (without options: show them)."""
+    from candor.accounts.users import limits_record, set_limits
+
+    with _store().session() as s:
+        user = set_limits(s, username, rpm=rpm, itpm=itpm, otpm=otpm, monthly_limit_usd=monthly_limit_usd,
+                          clear=clear)
+        click.echo(json.dumps({"username": user.username, **limits_record(user)}))
+
+
 _simple_user_command("approve", "approve_user", "approved")
 _simple_user_command("disable", "disable_user", "disabled")
 _simple_user_command("delete", "delete_user", "deleted (with keys and conversations)")

@@ -81,12 +81,26 @@ async def _replay(text: str, finish: Finish) -> AsyncIterator[Event]:
     yield finish
 
 
-async def start_generation(hub: EngineHub, model_name: str, messages: Iterable[Message | Mapping[str, str]],
+@dataclass
+class Admitted:
+    """A request that passed validation and admission (rate and spend limits) and may now take
+    a place in the model's queue. Surfaces that must store something between the two steps
+    (the chat page saves the question only once it is admitted) call `admit_generation` and
+    `begin_generation` separately; the API endpoints call `start_generation`."""
+
+    model: LoadedModel
+    messages: list[Message | Mapping[str, str]]
+    system: str | None
+    params: ChatParams
+    input_tokens: int
+    gate: Gate | None = None
+    critique: Any = None
+
+
+async def admit_generation(hub: EngineHub, model_name: str, messages: Iterable[Message | Mapping[str, str]],
                            system: str | None, params: ChatParams, gate: Gate | None = None,
-                           critique: Any = None) -> Generation:
-    """Start an answer. With `critique` (candor.cai.critique.CritiqueSettings) the draft is
-    critiqued and revised first and the generation replays the final revision; its usage counts
-    every call made, and `Generation.critique` holds the draft and rounds for the store."""
+                           critique: Any = None) -> Admitted:
+    """Resolve the model, validate, render and count the prompt, and admit it through `gate`."""
     if gate is not None:
         gate.allow_model(hub.registry.get(model_name))
     model = await hub.get(model_name)
@@ -96,13 +110,22 @@ async def start_generation(hub: EngineHub, model_name: str, messages: Iterable[M
     input_tokens = await model.engine.count_tokens(request.prompt)
     if gate is not None:
         await gate.admit(model.entry, input_tokens)
+    return Admitted(model, messages, system, params, input_tokens, gate, critique)
+
+
+async def begin_generation(admitted: Admitted) -> Generation:
+    """Start an admitted answer. With `critique` (candor.cai.critique.CritiqueSettings) the draft
+    is critiqued and revised first and the generation replays the final revision; its usage
+    counts every call made, and `Generation.critique` holds the draft and rounds for the store."""
+    model, messages, system, params, critique = (admitted.model, admitted.messages, admitted.system,
+                                                 admitted.params, admitted.critique)
     started = time.perf_counter()
     if critique is not None:
         from candor.cai.critique import self_critique
 
         result = await self_critique(model, messages, system, params, critique)
-        if gate is not None:
-            gate.charge_input(result.input_tokens)
+        if admitted.gate is not None:
+            admitted.gate.charge_input(result.input_tokens)
         finish = Finish(result.stop_reason, Usage(result.input_tokens, result.output_tokens))  # type: ignore[arg-type]
         return Generation(model=model, input_tokens=result.input_tokens, started=started, _first=None,
                           _events=_replay(result.final, finish), critique=result, critique_settings=critique)
@@ -112,7 +135,14 @@ async def start_generation(hub: EngineHub, model_name: str, messages: Iterable[M
     except BaseException:
         await events.aclose()
         raise
-    gen = Generation(model=model, input_tokens=input_tokens, started=started, _first=first, _events=events)
+    gen = Generation(model=model, input_tokens=admitted.input_tokens, started=started, _first=first, _events=events)
     if isinstance(first, TextDelta):
         gen.first_token_at = time.perf_counter()
     return gen
+
+
+async def start_generation(hub: EngineHub, model_name: str, messages: Iterable[Message | Mapping[str, str]],
+                           system: str | None, params: ChatParams, gate: Gate | None = None,
+                           critique: Any = None) -> Generation:
+    """Admit and start an answer in one step (see `admit_generation` and `begin_generation`)."""
+    return await begin_generation(await admit_generation(hub, model_name, messages, system, params, gate, critique))

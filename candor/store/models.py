@@ -40,6 +40,12 @@ class User(Base):
     pseudonym: Mapped[str] = mapped_column(String(32), unique=True)  # what usage records name
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The chat page's limits for this user (None: the model tier's defaults); the monthly limit
+    # caps everything the user spends, page answers and all their keys together.
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    itpm: Mapped[int | None] = mapped_column(Integer)
+    otpm: Mapped[int | None] = mapped_column(Integer)
+    monthly_limit_usd: Mapped[Decimal | None] = mapped_column(Numeric(14, 6))
     keys: Mapped[list[ApiKey]] = relationship(back_populates="user", cascade="all, delete-orphan",
                                               passive_deletes=True)
 
@@ -79,7 +85,8 @@ class UsageRecord(Base):
     ttft_ms: Mapped[float | None] = mapped_column(Numeric(12, 3))
     latency_ms: Mapped[float] = mapped_column(Numeric(12, 3), default=0)
     status: Mapped[int] = mapped_column(Integer)
-    __table_args__ = (Index("ix_usage_key_time", "key_id", "created_at"), Index("ix_usage_time", "created_at"))
+    __table_args__ = (Index("ix_usage_key_time", "key_id", "created_at"), Index("ix_usage_time", "created_at"),
+                      Index("ix_usage_user_time", "user_pseudonym", "created_at"))
 
 
 class RateBucket(Base):
@@ -89,6 +96,17 @@ class RateBucket(Base):
 
     __tablename__ = "rate_buckets"
     key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    requests: Mapped[float] = mapped_column(Double)
+    input_tokens: Mapped[float] = mapped_column(Double)
+    output_tokens: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)  # unix seconds
+
+
+class UserRateBucket(Base):
+    """The same buckets for a user's chat-page answers (a user's keys have their own)."""
+
+    __tablename__ = "user_rate_buckets"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     requests: Mapped[float] = mapped_column(Double)
     input_tokens: Mapped[float] = mapped_column(Double)
     output_tokens: Mapped[float] = mapped_column(Double)

@@ -1,7 +1,9 @@
 """HTTP for the chat page: pages, sign-in, conversations, streaming answers, compare and feedback.
 
-Answers go through the same generation path as the API (`start_generation`) and are metered like
-an API call (a usage record per answer, under the user's pseudonym and the key prefix "web").
+Answers go through the same generation path as the API and are admitted and metered like an API
+call: the user's own rate and spend limits (see candor.accounts.access), a usage record per
+answer under the user's pseudonym and the key prefix "web". A question is stored only once its
+answer is admitted, so a refused one (429, 402) leaves nothing behind and the page keeps the text.
 """
 
 from __future__ import annotations
@@ -21,18 +23,20 @@ from sqlalchemy import select
 
 from candor.accounts import users as user_ops
 from candor.accounts.access import price
-from candor.accounts.keys import KeyContext
+from candor.accounts.keys import page_caller
+from candor.chat.render import Message
 from candor.chat.service import ChatParams
 from candor.engine.base import TextDelta
 from candor.errors import AccessError, CandorError, InvalidRequestError, NotFoundError
 from candor.serving.critique import as_json as critique_json
 from candor.serving.critique import critique_settings
 from candor.serving.critique import record as record_critique
-from candor.serving.generation import start_generation
+from candor.serving.generation import Admitted, admit_generation, begin_generation
 from candor.store.models import ChatMessage, CritiqueRecord, Rating, User, Vote, utcnow
 from candor.web import conversations as convs
 from candor.web import sessions
 from candor.web.feedback import CHOICES, leaderboard, prompt_text
+from candor.web.admission import PageGate
 from candor.web.markdown import highlight_css, render_markdown
 
 STATIC = Path(__file__).parent / "static"
@@ -228,32 +232,78 @@ def _sse(event: dict) -> bytes:
     return f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
 
 
-async def _answer(request: Request, user: User, cid: int, question_id: int, model: str, params: ChatParams,
-                  side: str | None = None, critique: Any = None) -> AsyncIterator[bytes]:
-    """Stream one answer to `question_id`, saving it (also when stopped) and metering it."""
-    store, access = _store(request), request.app.state.access
+class _Answer:
+    """One admitted answer on its way: the generation is begun inside the response stream."""
 
-    def prepare(s):
+    def __init__(self, admitted: Admitted, gate: PageGate, model: str, answer_id: int):
+        self.admitted, self.gate, self.model, self.answer_id = admitted, gate, model, answer_id
+
+
+def _plan(request: Request, user: User, cid: int, content: str | None, parent_id: int | None):
+    """The turns the model will see, before anything is stored: (messages, system, model of the
+    conversation, id of the question when regenerating)."""
+
+    def read(s):
         conv = convs.get_owned(s, user, cid)
-        question = convs.get_message(s, conv, question_id)
-        messages = convs.history(s, conv, question)
-        answer = convs.add(s, conv, question.id, "assistant", "", model=model, status="streaming")
-        return messages, conv.system, answer.id
+        if content is None:  # regenerate
+            if parent_id is None:
+                raise InvalidRequestError("regenerating needs parent_id, the question to answer again", field="parent_id")
+            question = convs.get_message(s, conv, parent_id)
+            if question.role != "user":
+                raise InvalidRequestError("parent_id must be a user turn", field="parent_id")
+            return convs.history(s, conv, question), conv.system, conv.model, question.id
+        if not content.strip():
+            raise InvalidRequestError("the message is empty", field="content")
+        if parent_id is not None and convs.get_message(s, conv, parent_id).role != "assistant":
+            raise InvalidRequestError("a user turn must follow an assistant turn", field="parent_id")
+        earlier = convs.history(s, conv, convs.get_message(s, conv, parent_id)) if parent_id is not None else []
+        return [*earlier, Message("user", content)], conv.system, conv.model, None
 
-    messages, system, answer_id = await asyncio.to_thread(lambda: _with(store, prepare))
-    yield _sse({"type": "start", "side": side, "message_id": answer_id, "model": model})
-    ctx = KeyContext(key_id=None, prefix="web", username=user.username, pseudonym=user.pseudonym, role=user.role,
-                     models=None)
-    gen, status, started, error = None, "done", time.perf_counter(), None
+    return _with(_store(request), read)
+
+
+async def _admit(request: Request, user: User, model: str, messages, system, params: ChatParams,
+                 critique: Any = None) -> tuple[Admitted, PageGate]:
+    """Admission under the user's limits; a refusal is metered and raised (the page shows it)."""
+    gate = PageGate(request.app.state.access, page_caller(user))
+    started = time.perf_counter()
     try:
-        gen = await start_generation(request.app.state.hub, model, messages, system, params, critique=critique)
+        admitted = await admit_generation(request.app.state.hub, model, messages, system, params, gate, critique)
+    except CandorError as exc:
+        await asyncio.to_thread(gate.finish, request.app.state.hub.registry, model, status=exc.status_code,
+                                input_tokens=0, output_tokens=0, ttft_s=None,
+                                latency_s=time.perf_counter() - started)
+        raise
+    return admitted, gate
+
+
+def _store_turns(request: Request, user: User, cid: int, question_id: int | None, content: str | None,
+                 parent_id: int | None, models: list[str]) -> tuple[int, list[int]]:
+    """Save the question (unless regenerating) and a placeholder per answer, in one transaction."""
+
+    def add(s):
+        conv = convs.get_owned(s, user, cid)
+        qid = question_id if question_id is not None else convs.add(s, conv, parent_id, "user", content).id
+        answers = [convs.add(s, conv, qid, "assistant", "", model=m, status="streaming").id for m in models]
+        return qid, answers
+
+    return _with(_store(request), add)
+
+
+async def _answer(request: Request, job: _Answer, side: str | None = None) -> AsyncIterator[bytes]:
+    """Stream one admitted answer, saving it (also when stopped) and metering it."""
+    store, model, answer_id = _store(request), job.model, job.answer_id
+    yield _sse({"type": "start", "side": side, "message_id": answer_id, "model": model})
+    gen, status, started, error, http_status = None, "done", time.perf_counter(), None, 200
+    try:
+        gen = await begin_generation(job.admitted)
         async for event in gen.events():
             if isinstance(event, TextDelta):
                 yield _sse({"type": "delta", "side": side, "text": event.text})
     except CandorError as exc:
-        status, error = "error", exc.message
+        status, error, http_status = "error", exc.message, exc.status_code
     except BaseException:
-        status = "stopped"  # the page went away or pressed Stop
+        status = "stopped"  # the page went away or pressed Stop: metered as served, like the API
         raise
     finally:
         text = "".join(gen.text_parts) if gen else ""
@@ -278,10 +328,9 @@ async def _answer(request: Request, user: User, cid: int, question_id: int, mode
         _with(store, save)  # synchronous on purpose: this also runs while the request is cancelled
         if gen is not None and gen.critique is not None:
             record_critique(store, gen.critique, gen.critique_settings, model, message_id=answer_id)
-        access.finish(ctx, None, entry, model_name=model, endpoint="/web/chat", input_tokens=in_tokens,
-                      output_tokens=out_tokens, ttft_s=gen.ttft if gen else None,
-                      latency_s=time.perf_counter() - started, status=200 if status != "error" else 500,
-                      end_user=None)
+        job.gate.finish(request.app.state.hub.registry, model, status=http_status, input_tokens=in_tokens,
+                        output_tokens=out_tokens, ttft_s=gen.ttft if gen else None,
+                        latency_s=time.perf_counter() - started)
     done = {"type": "done", "side": side, "message_id": answer_id, "status": status, "html": render_markdown(text),
             "critiqued": bool(gen and gen.critique is not None),
             "stop_reason": fin.stop_reason if fin else None, **stats, "cost_usd": str(stats["cost_usd"])}
@@ -295,35 +344,22 @@ def _with(store, fn):
         return fn(s)
 
 
-def _new_question(request: Request, user: User, cid: int, content: str | None, parent_id: int | None):
-    def add(s):
-        conv = convs.get_owned(s, user, cid)
-        if content is None:  # regenerate
-            if parent_id is None:
-                raise InvalidRequestError("regenerating needs parent_id, the question to answer again", field="parent_id")
-            question = convs.get_message(s, conv, parent_id)
-            if question.role != "user":
-                raise InvalidRequestError("parent_id must be a user turn", field="parent_id")
-            return question.id, conv.model
-        if not content.strip():
-            raise InvalidRequestError("the message is empty", field="content")
-        return convs.add(s, conv, parent_id, "user", content).id, conv.model
-
-    return _with(_store(request), add)
-
-
 @router.post("/web/api/conversations/{cid}/messages")
 async def send(cid: int, body: Turn, request: Request) -> StreamingResponse:
     user = await _user(request)
-    question_id, conv_model = await asyncio.to_thread(_new_question, request, user, cid, body.content, body.parent_id)
+    messages, system, conv_model, question_id = await asyncio.to_thread(
+        _plan, request, user, cid, body.content, body.parent_id)
     model = body.model or conv_model
-    request.app.state.hub.registry.get(model)
     params = ChatParams(max_tokens=body.max_tokens, temperature=body.temperature)
     critique = critique_settings(request.app.state.hub.registry.get(model), body.self_critique)
+    admitted, gate = await _admit(request, user, model, messages, system, params, critique)
+    question_id, (answer_id,) = await asyncio.to_thread(
+        _store_turns, request, user, cid, question_id, body.content, body.parent_id, [model])
+    job = _Answer(admitted, gate, model, answer_id)
 
     async def stream():
         yield _sse({"type": "question", "message_id": question_id})
-        async for chunk in _answer(request, user, cid, question_id, model, params, critique=critique):
+        async for chunk in _answer(request, job):
             yield chunk
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
@@ -331,26 +367,31 @@ async def send(cid: int, body: Turn, request: Request) -> StreamingResponse:
 
 @router.post("/web/api/conversations/{cid}/compare")
 async def compare(cid: int, body: Comparison, request: Request) -> StreamingResponse:
+    """Two answers, one after the other; both are admitted before anything is stored."""
     user = await _user(request)
     for name in (body.model_a, body.model_b):
         request.app.state.hub.registry.get(name)
-    question_id, _ = await asyncio.to_thread(_new_question, request, user, cid, body.content, body.parent_id)
+    messages, system, _, _ = await asyncio.to_thread(_plan, request, user, cid, body.content, body.parent_id)
     seeds = random.sample(range(1, 2**31), 2)  # two samples of one model differ by seed
+    admitted = []
+    for model, seed in ((body.model_a, seeds[0]), (body.model_b, seeds[1])):
+        params = ChatParams(max_tokens=body.max_tokens, temperature=body.temperature, seed=seed)
+        admitted.append(await _admit(request, user, model, messages, system, params))
+    question_id, answer_ids = await asyncio.to_thread(
+        _store_turns, request, user, cid, None, body.content, body.parent_id, [body.model_a, body.model_b])
+    jobs = {side: _Answer(adm, gate, model, aid) for side, (adm, gate), model, aid
+            in zip("ab", admitted, (body.model_a, body.model_b), answer_ids)}
 
     async def stream():
         yield _sse({"type": "question", "message_id": question_id})
-        ids = {}
-        for side, model, seed in (("a", body.model_a, seeds[0]), ("b", body.model_b, seeds[1])):
-            params = ChatParams(max_tokens=body.max_tokens, temperature=body.temperature, seed=seed)
-            async for chunk in _answer(request, user, cid, question_id, model, params, side):
-                if b'"type": "start"' in chunk:
-                    ids[side] = json.loads(chunk[6:])["message_id"]
+        for side in "ab":
+            async for chunk in _answer(request, jobs[side], side):
                 yield chunk
 
         def record(s):
             conv = convs.get_owned(s, user, cid)
             question = convs.get_message(s, conv, question_id)
-            a, b = s.get(ChatMessage, ids["a"]), s.get(ChatMessage, ids["b"])
+            a, b = s.get(ChatMessage, answer_ids[0]), s.get(ChatMessage, answer_ids[1])
             conv.current_leaf_id = a.id
             vote = Vote(user_id=user.id, conversation_id=cid, prompt=prompt_text(s, conv, question),
                         answer_a_id=a.id, answer_b_id=b.id, answer_a=a.content, answer_b=b.content,

@@ -17,9 +17,11 @@ async function api(path, { method = "GET", body, raw = false, signal } = {}) {
 }
 
 async function readEvents(response, onEvent) {
-  if (!response.ok) {
+  if (!response.ok) {  // refused before anything was stored (limits, bad input): nothing to show but why
     const data = await response.json().catch(() => ({}));
-    throw new Error((data.error && data.error.message) || response.statusText);
+    const err = new Error((data.error && data.error.message) || response.statusText);
+    err.refused = true;
+    throw err;
   }
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
@@ -280,10 +282,24 @@ function setStreaming(on) {
   $("#stop").hidden = !on;
 }
 
+function showNotice(text) {  // stays until the next send: the conversation view is redrawn under it
+  $("#notice").textContent = text;
+  $("#notice").hidden = !text;
+}
+
+// A refused turn (over a rate or spend limit) stored nothing: say why and give the text back.
+function refused(e, text) {
+  if (!e.refused) return false;
+  showNotice(e.message);
+  if (text && !$("#input").value) $("#input").value = text;
+  return true;
+}
+
 async function submit() {
   const text = $("#input").value;
   if (!text.trim() || state.streaming) return;
   document.body.classList.add("busy");  // set before the first await: tests and styles can rely on it
+  showNotice("");
   try {
     await ensureConversation();
     $("#input").value = "";
@@ -301,6 +317,7 @@ function temperature() {  // null: the model's own default
 }
 
 async function sendTurn(body) {
+  showNotice("");
   const conv = await ensureConversation();
   body = { ...body, max_tokens: maxTokens() };
   if (temperature() !== null) body.temperature = temperature();
@@ -324,7 +341,7 @@ async function sendTurn(body) {
       if (ev.type === "done") { setHtml(content, ev.html); $(".stats", answer).textContent = statsText(ev); }
     });
   } catch (e) {
-    if (e.name !== "AbortError") $(".stats", answer).textContent = "error: " + e.message;
+    if (e.name !== "AbortError" && !refused(e, body.content)) $(".stats", answer).textContent = "error: " + e.message;
   } finally {
     setStreaming(false);
     state.abort = null;
@@ -371,7 +388,7 @@ async function compareTurn(text) {
       if (ev.type === "compared") voteId = ev.vote_id;
     });
   } catch (e) {
-    if (e.name !== "AbortError") columns.a.append("error: " + e.message);
+    if (e.name !== "AbortError" && !refused(e, text)) columns.a.append("error: " + e.message);
   } finally {
     setStreaming(false);
     state.abort = null;
