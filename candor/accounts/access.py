@@ -14,19 +14,19 @@ own monthly limit.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
 from decimal import Decimal
+from typing import Any
 
 from candor.accounts.keys import KeyContext, KeyRejected, authenticate, secrets_match
 from candor.accounts.limits import BucketState, DbCounters, Limits, RedisCounters, month_spend, rate_headers
-from candor.store.models import UserRateBucket
 from candor.accounts.usage import UsageEvent, hashing_secret, record
+from candor.config import env
 from candor.errors import AccessError as ApiError
 from candor.registry import ModelEntry
 from candor.store import Store
+from candor.store.models import UserRateBucket
 
 BOOTSTRAP = "bootstrap"
 # Who calls a `--no-auth` server without a valid key: the model endpoints only, never admin ones.
@@ -57,7 +57,7 @@ class AccessControl:
     def __init__(self, store: Store, bootstrap_keys: list[str] | None = None, redis_url: str | None = None):
         self.store = store
         self.bootstrap_keys = [k for k in (bootstrap_keys or []) if k]
-        redis_url = redis_url if redis_url is not None else os.environ.get("CANDOR_REDIS_URL")
+        redis_url = redis_url if redis_url is not None else env("CANDOR_REDIS_URL")
         self.counters = RedisCounters(redis_url) if redis_url else DbCounters(store)
         self.user_counters = (RedisCounters(redis_url, namespace="rl-user") if redis_url
                               else DbCounters(store, UserRateBucket))

@@ -8,13 +8,12 @@ endpoints, for local experiments; the admin and critique endpoints still need a 
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
 from fastapi import Request
 
-from candor.config import settings
+from candor.config import env, settings
 
 OPEN_PATHS = {"/health"}
 
@@ -26,7 +25,7 @@ def bootstrap_key_file() -> Path:
 def load_keys(explicit: list[str] | None = None) -> tuple[list[str], str | None]:
     """(keys, newly generated key or None)."""
     keys = [k.strip() for k in (explicit or []) if k.strip()]
-    keys += [k.strip() for k in os.environ.get("CANDOR_API_KEYS", "").split(",") if k.strip()]
+    keys += [k.strip() for k in (env("CANDOR_API_KEYS") or "").split(",") if k.strip()]
     if keys:
         return keys, None
     path = bootstrap_key_file()

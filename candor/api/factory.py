@@ -4,9 +4,10 @@ so several worker processes (`--workers N`) can share one database."""
 from __future__ import annotations
 
 import json
-import os
 
 from fastapi import FastAPI
+
+from candor.config import env
 
 SETTINGS_VAR = "CANDOR_SERVE_SETTINGS"
 
@@ -17,7 +18,7 @@ def app_from_env() -> FastAPI:
     from candor.registry import load_registry
     from candor.store import open_store
 
-    conf = json.loads(os.environ.get(SETTINGS_VAR, "{}"))
+    conf = json.loads(env(SETTINGS_VAR) or "{}")
     hub = EngineHub(load_registry(conf.get("models_file")))
     if conf.get("preload", True):
         hub.preload(hub.registry.default_name())

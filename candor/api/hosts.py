@@ -12,11 +12,11 @@ Anything else gets 421 Misdirected Request.
 from __future__ import annotations
 
 import ipaddress
-import os
 
 from fastapi import Request
 
 from candor.api.errors import error_response
+from candor.config import env
 
 ALWAYS = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
@@ -43,7 +43,7 @@ def _is_ip(name: str) -> bool:
 
 class HostPolicy:
     def __init__(self, bound_host: str = "127.0.0.1", extra: str | None = None):
-        extra = os.environ.get(SETTING, "") if extra is None else extra
+        extra = (env(SETTING) or "") if extra is None else extra
         names = {host_name(n) for n in extra.split(",") if n.strip()}
         self.any_host = "*" in names
         self.wildcard_bind = host_name(bound_host) in WILDCARDS

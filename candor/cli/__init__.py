@@ -15,6 +15,7 @@ from candor.cli.feedback import feedback
 from candor.cli.models import models
 from candor.cli.report import report
 from candor.cli.serve import serve
+from candor.cli.settings import settings_command
 from candor.cli.train import train
 
 
@@ -34,5 +35,6 @@ main.add_command(serve)
 main.add_command(cai)
 main.add_command(constitution)
 main.add_command(train)
+main.add_command(settings_command)
 for command in ACCOUNT_COMMANDS:
     main.add_command(command)

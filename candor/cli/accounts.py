@@ -8,6 +8,7 @@ import json
 import click
 
 from candor.cli.common import handle_errors
+from candor.config import env
 from candor.text_table import format_table
 
 
@@ -256,12 +257,11 @@ def cost(models, answer_words, rounds, question_words, n_users, conversations_pe
 @handle_errors
 def purge(days):
     """Delete conversation text older than the retention period."""
-    import os
 
     from candor.accounts.retention import purge_conversations
     from candor.errors import InvalidRequestError
 
-    days = days if days is not None else os.environ.get("CANDOR_RETENTION_DAYS")
+    days = days if days is not None else env("CANDOR_RETENTION_DAYS")
     if days is None:
         raise InvalidRequestError("give --days or set CANDOR_RETENTION_DAYS", field="days")
     removed = purge_conversations(_store(), int(days))

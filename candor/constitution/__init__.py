@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from candor.config import env
 from candor.errors import InvalidRequestError
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "default.yaml"
@@ -85,7 +86,7 @@ class Constitution:
 
 def constitution_path(path: str | os.PathLike | None = None) -> Path:
     """The file to load: the argument, else CANDOR_CONSTITUTION, else the packaged default."""
-    chosen = path or os.environ.get("CANDOR_CONSTITUTION")
+    chosen = path or env("CANDOR_CONSTITUTION")
     return Path(chosen).expanduser() if chosen else DEFAULT_PATH
 
 

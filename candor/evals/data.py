@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from candor.config import settings
+from candor.config import env, settings
 from candor.errors import CandorError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -92,8 +92,8 @@ def data_roots(explicit: str | os.PathLike | None = None) -> list[Path]:
     if explicit:
         return [Path(explicit).expanduser()]
     roots = []
-    if os.environ.get("CANDOR_DATA_DIR"):
-        roots.append(Path(os.environ["CANDOR_DATA_DIR"]).expanduser())
+    if env("CANDOR_DATA_DIR"):
+        roots.append(Path(env("CANDOR_DATA_DIR")).expanduser())
     shared = REPO_ROOT.parent / "shared" / "data"
     if shared.is_dir():
         roots.append(shared)

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from candor.config import env
 from candor.errors import CandorError, InvalidRequestError
 
 # Named system prompts for "NAME+PRESET" model specs: prompting variants of the same weights.
@@ -291,7 +292,7 @@ async def open_model(spec: str, *, endpoint: str | None = None, api: str = "anth
     name, preset = split_spec(spec)
     text = SYSTEM_PRESETS[preset] if preset else None
     if endpoint:
-        key = api_key or os.environ.get("CANDOR_EVAL_API_KEY") or os.environ.get(
+        key = api_key or env("CANDOR_EVAL_API_KEY") or os.environ.get(
             "ANTHROPIC_API_KEY" if api == "anthropic" else "OPENAI_API_KEY", "")
         return EndpointModel(name, endpoint, api, key, spec, text, preset or "", context_window)
     if hub is None:

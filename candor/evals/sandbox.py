@@ -52,6 +52,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
+from candor.config import env_flag
 from candor.errors import CandorError
 
 UNSAFE_ENV = "CANDOR_UNSAFE_SANDBOX"
@@ -178,8 +179,7 @@ class SandboxResult:
 
 def unsafe_requested(limits: SandboxLimits | None = None) -> bool:
     """The operator's explicit permission to run model code without isolation."""
-    env = os.environ.get(UNSAFE_ENV, "").strip().lower() in ("1", "true", "yes")
-    return env or bool(limits and limits.unsafe)
+    return env_flag(UNSAFE_ENV) or bool(limits and limits.unsafe)
 
 
 # -- the seccomp filter -----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from candor.config import env
 from candor.errors import InvalidRequestError, UnknownModelError
 
 PromptFormat = Literal["human-assistant", "template", "auto"]
@@ -90,7 +91,7 @@ class Registry:
             raise UnknownModelError(name, self.names) from None
 
     def default_name(self) -> str:
-        return os.environ.get("CANDOR_DEFAULT_MODEL") or self.names[0]
+        return env("CANDOR_DEFAULT_MODEL") or self.names[0]
 
     def add(self, entry: ModelEntry) -> None:
         self._entries[entry.name] = entry
@@ -141,7 +142,7 @@ def load_registry(user_file: str | Path | None = None) -> Registry:
     entries: dict[str, ModelEntry] = {}
     packaged = resources.files("candor") / "data" / "models.toml"
     _merge_file(entries, packaged.read_text(encoding="utf-8"), str(packaged))
-    user_file = user_file or os.environ.get("CANDOR_MODELS_FILE")
+    user_file = user_file or env("CANDOR_MODELS_FILE")
     if user_file:
         path = Path(user_file).expanduser()
         if not path.is_file():

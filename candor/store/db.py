@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,13 +10,13 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from candor.config import settings
+from candor.config import env, settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def database_url() -> str:
-    url = os.environ.get("CANDOR_DATABASE_URL")
+    url = env("CANDOR_DATABASE_URL")
     if url:
         return url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
     home = settings().home

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from candor.config import settings
+from candor.config import env, settings
 from candor.errors import CandorError, InvalidRequestError
 from candor.settings_fields import opt
 from candor.train.common import resolve_base
@@ -96,7 +96,7 @@ def convert_adapter(adapter_dir: Path, out: Path, base_dir: Path, outtype: str =
 
 
 def models_file_path(explicit: str = "") -> Path:
-    chosen = explicit or os.environ.get("CANDOR_MODELS_FILE") or str(settings().home / "models.toml")
+    chosen = explicit or env("CANDOR_MODELS_FILE") or str(settings().home / "models.toml")
     return Path(chosen).expanduser()
 
 
@@ -154,6 +154,6 @@ def export(cfg: ExportSettings, log=print) -> dict:
         file = models_file_path(cfg.models_file)
         register(cfg.name, out, file, cfg.base, cfg.description)
         result.update(name=cfg.name, models_file=str(file))
-        hint = "" if os.environ.get("CANDOR_MODELS_FILE") == str(file) else f"CANDOR_MODELS_FILE={file} "
+        hint = "" if env("CANDOR_MODELS_FILE") == str(file) else f"CANDOR_MODELS_FILE={file} "
         log(f"registered {cfg.name} in {file}; serve it with: {hint}candor serve (model {cfg.name!r})")
     return result

@@ -35,8 +35,8 @@ from candor.serving.generation import Admitted, admit_generation, begin_generati
 from candor.store.models import ChatMessage, CritiqueRecord, Rating, User, Vote, utcnow
 from candor.web import conversations as convs
 from candor.web import sessions
-from candor.web.feedback import CHOICES, leaderboard, prompt_text
 from candor.web.admission import PageGate
+from candor.web.feedback import CHOICES, leaderboard, prompt_text
 from candor.web.markdown import highlight_css, render_markdown
 
 STATIC = Path(__file__).parent / "static"

@@ -12,6 +12,7 @@ from fastapi import Request, Response
 from sqlalchemy import delete
 
 from candor.accounts.keys import secrets_match
+from candor.config import env
 from candor.errors import AccessError
 from candor.store import Store
 from candor.store.models import User, WebSession, utcnow
@@ -31,10 +32,8 @@ def start_session(store: Store, user: User, request: Request, response: Response
         s.add(WebSession(token_hash=_hash(token), user_id=user.id, csrf_token=csrf, expires_at=utcnow() + LIFETIME))
     # Browsers keep Secure cookies on https and on loopback http; a LAN deployment should sit
     # behind TLS (set CANDOR_INSECURE_COOKIES=1 only to try it without).
-    import os
-
     secure = request.url.scheme == "https" or request.url.hostname in LOOPBACK or \
-        not os.environ.get("CANDOR_INSECURE_COOKIES")
+        not env("CANDOR_INSECURE_COOKIES")
     response.set_cookie(COOKIE, token, max_age=int(LIFETIME.total_seconds()), httponly=True, secure=secure,
                         samesite="lax", path="/")
     return csrf

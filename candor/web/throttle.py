@@ -11,11 +11,11 @@ check; a successful one is taken back. Counts live in each server process.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections import deque
 from collections.abc import Callable
 
+from candor.config import env
 from candor.errors import AccessError, InvalidRequestError
 
 PER_ADDRESS_FACTOR = 4
@@ -23,8 +23,8 @@ MAX_TRACKED = 10_000  # names and addresses kept at once; the oldest are forgott
 
 
 def _setting(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
+    raw = env(name)
+    if raw is None:
         return default
     try:
         value = int(raw)
