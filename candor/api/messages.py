@@ -10,11 +10,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from candor.api.critique import critique_for, summary
+from candor.api.documents import PlacedDocuments, cited_frames, place_documents, request_documents
 from candor.api.formatting import FormatSpec, format_spec_from_anthropic
 from candor.api.guard import admit_for, note_request
 from candor.api.sse import SSE_HEADERS, frame
 from candor.chat.render import Message
-from candor.chat.service import ChatParams, render_for
+from candor.chat.service import ChatParams, check_max_tokens, render_for
+from candor.documents.place import whole_messages
 from candor.engine.base import Finish, TextDelta
 from candor.errors import CandorError, InvalidRequestError
 from candor.serving.generation import Generation, start_generation
@@ -65,10 +67,12 @@ def _block_text(block: dict[str, Any], where: str) -> str:
     raise InvalidRequestError(f"unknown content block type {kind!r}", field=f"{where}.type")
 
 
-def content_text(content: str | list[dict[str, Any]], where: str) -> str:
+def content_text(content: str | list[dict[str, Any]], where: str, documents: bool = False) -> str:
+    """The text of a message; with `documents`, its document blocks (read separately) are skipped."""
     if isinstance(content, str):
         return content
-    texts = [_block_text(block, f"{where}.{i}") for i, block in enumerate(content)]
+    texts = [_block_text(block, f"{where}.{i}") for i, block in enumerate(content)
+             if not (documents and isinstance(block, dict) and block.get("type") == "document")]
     if any(t == "" for t in texts):
         raise InvalidRequestError("text content blocks must be non-empty", field="messages")
     return "".join(texts)
@@ -83,7 +87,7 @@ def system_text(system: str | list[dict[str, Any]] | None) -> str | None:
     return text or None
 
 
-def conversation(body: CountTokensRequest) -> tuple[list[Message], str | None]:
+def conversation(body: CountTokensRequest, documents: bool = False) -> tuple[list[Message], str | None]:
     if body.tools:
         raise InvalidRequestError("tool use is not supported by Candor models", field="tools")
     if body.thinking and body.thinking.get("type") not in (None, "disabled"):
@@ -92,7 +96,7 @@ def conversation(body: CountTokensRequest) -> tuple[list[Message], str | None]:
     for i, m in enumerate(body.messages):
         if m.role not in ("user", "assistant"):
             raise InvalidRequestError(f"role must be 'user' or 'assistant', got {m.role!r}", field=f"messages.{i}.role")
-        messages.append(Message(m.role, content_text(m.content, f"messages.{i}.content")))  # type: ignore[arg-type]
+        messages.append(Message(m.role, content_text(m.content, f"messages.{i}.content", documents)))  # type: ignore[arg-type]
     return messages, system_text(body.system)
 
 
@@ -102,8 +106,11 @@ def message_id() -> str:
 
 @router.post("/v1/messages/count_tokens")
 async def count_tokens(body: CountTokensRequest, request: Request) -> dict[str, int]:
-    messages, system = conversation(body)
+    docs = await request_documents(request, body.messages)
+    messages, system = conversation(body, bool(docs))
     model = await request.app.state.hub.get(body.model)
+    if docs:  # counted whole: what the documents cost if they were sent in full
+        messages = whole_messages(messages, docs)
     rendered = render_for(model, messages, system)
     return {"input_tokens": await model.engine.count_tokens(rendered.text)}
 
@@ -111,7 +118,8 @@ async def count_tokens(body: CountTokensRequest, request: Request) -> dict[str, 
 @router.post("/v1/messages")
 async def create_message(body: MessagesRequest, request: Request):
     note_request(request, body.model, (body.metadata or {}).get("user_id"))
-    messages, system = conversation(body)
+    docs = await request_documents(request, body.messages)
+    messages, system = conversation(body, bool(docs))
     spec = format_spec_from_anthropic(body.output_config, body.candor)
     critique = critique_for(request, body.model, body.candor, spec is not None)
     params = ChatParams(
@@ -122,10 +130,16 @@ async def create_message(body: MessagesRequest, request: Request):
         grammar=spec.grammar if spec else None,
     )
     state = request.app.state
+    placed = None
+    if docs:
+        admit_for(request).allow_model(state.hub.registry.get(body.model))
+        model = await state.hub.get(body.model)
+        check_max_tokens(model.entry, body.max_tokens)
+        messages, placed = await place_documents(model, messages, system, docs, body.max_tokens, spec is not None)
     gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request), critique)
     state.metrics.started(request, gen)
     if body.stream:
-        return StreamingResponse(_stream(body, gen, spec, request), media_type="text/event-stream",
+        return StreamingResponse(_stream(body, gen, spec, request, placed), media_type="text/event-stream",
                                  headers=SSE_HEADERS)
     try:
         text, finish = await gen.collect()
@@ -135,41 +149,55 @@ async def create_message(body: MessagesRequest, request: Request):
     extension = {"parsed": parsed} if parsed is not None else {}
     if gen.critique is not None:
         extension["self_critique"] = summary(gen.critique, gen.critique_settings, request.state.request_id)
-    return JSONResponse(_message_body(body.model, text, finish, gen.input_tokens, extension))
+    content = None
+    if placed is not None:
+        extension.update(placed.report())
+        content = await placed.content(text)
+    return JSONResponse(_message_body(body.model, text, finish, gen.input_tokens, extension, content))
 
 
 def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
     return {"input_tokens": input_tokens, "output_tokens": output_tokens}
 
 
-def _message_body(model: str, text: str, finish: Finish, input_tokens: int, extension: dict[str, Any]) -> dict[str, Any]:
+def _message_body(model: str, text: str, finish: Finish, input_tokens: int, extension: dict[str, Any],
+                  content: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": message_id(), "type": "message", "role": "assistant",
-        "content": [{"type": "text", "text": text}] if text else [],
+        "content": content if content is not None else [{"type": "text", "text": text}] if text else [],
         "model": model, "stop_reason": finish.stop_reason, "stop_sequence": finish.stop_sequence,
         "usage": _usage(input_tokens, finish.usage.output_tokens),
     }
     if extension:
-        body["candor"] = extension  # Candor's own fields: the parsed value, the self-critique summary
+        body["candor"] = extension  # Candor's own fields: parsed value, self-critique summary, documents
     return body
 
 
-async def _stream(body: MessagesRequest, gen: Generation, spec: FormatSpec | None, request: Request):
+async def _stream(body: MessagesRequest, gen: Generation, spec: FormatSpec | None, request: Request,
+                  placed: PlacedDocuments | None = None):
     state = request.app.state
     start = {"id": message_id(), "type": "message", "role": "assistant", "content": [], "model": body.model,
              "stop_reason": None, "stop_sequence": None, "usage": _usage(gen.input_tokens, 1)}
+    if placed is not None:
+        start["candor"] = placed.report()  # known before the answer: what went into the prompt
     try:
         yield frame("message_start", {"message": start})
-        yield frame("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
-        yield frame("ping", {})
-        async for event in gen.events():
-            if isinstance(event, TextDelta):
-                yield frame("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": event.text}})
+        if placed is not None and placed.citer is not None:
+            yield frame("ping", {})
+            async for chunk in cited_frames(gen.events(), placed.citer):
+                yield chunk
+        else:
+            yield frame("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            yield frame("ping", {})
+            async for event in gen.events():
+                if isinstance(event, TextDelta):
+                    yield frame("content_block_delta",
+                                {"index": 0, "delta": {"type": "text_delta", "text": event.text}})
+            yield frame("content_block_stop", {"index": 0})
         finish = gen.finish
         assert finish is not None
         if spec:
             spec.check("".join(gen.text_parts), finish)
-        yield frame("content_block_stop", {"index": 0})
         yield frame("message_delta", {
             "delta": {"stop_reason": finish.stop_reason, "stop_sequence": finish.stop_sequence},
             "usage": {"input_tokens": gen.input_tokens, "output_tokens": finish.usage.output_tokens}})

@@ -135,6 +135,15 @@ class Citer:
             yield self.cite(piece)
 
 
+def citer_for(placements: list[Placement]) -> Citer | None:
+    """A citer with the shared MiniLM encoder when any document asked for citations."""
+    if not any(pl.input.citations for pl in placements):
+        return None
+    from candor.documents.index import dense_encoder
+
+    return Citer(placements, dense_encoder())
+
+
 def content_blocks(segments: list[Segment]) -> list[dict]:
     """Text blocks of a response: each cited sentence its own block, uncited stretches merged."""
     blocks: list[dict] = []

@@ -27,7 +27,7 @@ RRF_K = 60  # reciprocal rank fusion's usual constant
 VERSION = f"v1-{TARGET_CHARS}"  # part of the cache key: a different passage split is a different index
 
 
-def _encoder():
+def dense_encoder():
     """The shared MiniLM encoder, or None when it cannot be loaded (retrieval is then BM25 alone)."""
     try:
         from candor.embeddings import encoder
@@ -77,7 +77,7 @@ class PassageIndex:
                         return vectors
                 except (OSError, ValueError):
                     log.warning("unreadable embeddings cache %s: embedding again", path)
-            enc = _encoder()
+            enc = dense_encoder()
             if enc is None:
                 self.dense = False
                 return None
@@ -111,7 +111,7 @@ class PassageIndex:
             fused[i] += 1.0 / (RRF_K + rank + 1)
         vectors = self.vectors(stats)
         if vectors is not None and query.strip():
-            enc = _encoder()
+            enc = dense_encoder()
             if enc is not None:
                 similarity = vectors @ enc.encode([query])[0]
                 for rank, i in enumerate(np.argsort(-similarity, kind="stable")):

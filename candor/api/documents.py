@@ -1,0 +1,110 @@
+"""Documents on the Messages API: reading `document` blocks (file ids through the Files API),
+placing them in the prompt, and answering with citations, whole or streamed.
+
+Streaming with citations sends text a sentence at a time: a sentence's citation can be chosen
+only once it is complete. Each cited sentence is its own content block (text_delta, then one
+citations_delta per citation); uncited sentences run on in a plain text block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from candor.api.sse import frame
+from candor.chat.render import Message
+from candor.documents.blocks import DocumentInput, read_documents
+from candor.documents.cite import Citer, Segment, citer_for, content_blocks
+from candor.documents.pack import Placement
+from candor.documents.place import place
+from candor.engine.base import TextDelta
+from candor.engine.hub import LoadedModel
+from candor.errors import InvalidRequestError
+
+CITATIONS_NOTE = ("chosen by the server: each answer sentence cites the document sentence that best supports "
+                  "it by shared words and MiniLM similarity, when that support passes a threshold")
+
+
+def has_documents(messages: list[Any]) -> bool:
+    return any(isinstance(m.content, list) and any(isinstance(b, dict) and b.get("type") == "document"
+                                                   for b in m.content) for m in messages)
+
+
+async def request_documents(request: Request, messages: list[Any]) -> list[DocumentInput]:
+    """The request's documents, read off the event loop (PDF extraction is CPU work)."""
+    if not has_documents(messages):
+        return []
+    files = getattr(request.app.state, "files", None)
+    resolver = files.resolver(request) if files is not None else None
+    return await asyncio.to_thread(read_documents, [(m.role, m.content) for m in messages], resolver)
+
+
+@dataclass
+class PlacedDocuments:
+    placements: list[Placement]
+    citer: Citer | None
+
+    def report(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"documents": [pl.report() for pl in self.placements]}
+        if self.citer is not None:
+            out["citations"] = CITATIONS_NOTE
+        return out
+
+    async def content(self, text: str) -> list[dict[str, Any]]:
+        if self.citer is None:
+            return [{"type": "text", "text": text}] if text else []
+        return content_blocks(await asyncio.to_thread(self.citer.segments, text))
+
+
+async def place_documents(model: LoadedModel, messages: list[Message], system: str | None,
+                          docs: list[DocumentInput], max_tokens: int,
+                          formatted: bool) -> tuple[list[Message], PlacedDocuments]:
+    if formatted and any(d.citations for d in docs):
+        raise InvalidRequestError("citations cannot be enabled together with a structured output format",
+                                  field="output_config.format")
+    placed, placements = await place(model, messages, system, docs, max_tokens)
+    citer = await asyncio.to_thread(citer_for, placements)
+    return placed, PlacedDocuments(placements, citer)
+
+
+async def cited_frames(events: AsyncIterator[Any], citer: Citer) -> AsyncIterator[bytes]:
+    """Content-block frames for a streamed answer whose sentences carry citations."""
+    index, plain_open = -1, False
+
+    def frames_for(seg: Segment) -> list[bytes]:
+        nonlocal index, plain_open
+        out = []
+        text_delta = {"type": "text_delta", "text": seg.text}
+        if seg.citations:
+            if plain_open:
+                out.append(frame("content_block_stop", {"index": index}))
+                plain_open = False
+            index += 1
+            out.append(frame("content_block_start",
+                             {"index": index, "content_block": {"type": "text", "text": "", "citations": []}}))
+            out.append(frame("content_block_delta", {"index": index, "delta": text_delta}))
+            out += [frame("content_block_delta", {"index": index, "delta": {"type": "citations_delta", "citation": c}})
+                    for c in seg.citations]
+            out.append(frame("content_block_stop", {"index": index}))
+        else:
+            if not plain_open:
+                index += 1
+                plain_open = True
+                out.append(frame("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}}))
+            out.append(frame("content_block_delta", {"index": index, "delta": text_delta}))
+        return out
+
+    async for event in events:
+        if isinstance(event, TextDelta):
+            for seg in await asyncio.to_thread(lambda t=event.text: list(citer.feed(t))):
+                for f in frames_for(seg):
+                    yield f
+    for seg in await asyncio.to_thread(lambda: list(citer.flush())):
+        for f in frames_for(seg):
+            yield f
+    if plain_open:
+        yield frame("content_block_stop", {"index": index})

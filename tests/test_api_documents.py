@@ -1,0 +1,143 @@
+"""Document blocks and citations through the official `anthropic` SDK against a real server and
+the real embedded model (greedy, short answers)."""
+
+from __future__ import annotations
+
+import base64
+
+import anthropic
+import pytest
+from docs_fixtures import encrypted_pdf, pdf
+from test_api import running_server
+
+FACTS = ["The lighthouse keeper was named Amelia Thornbury.", "She lit the lamp every evening at nine o'clock.",
+         "The island had exactly forty-two goats.", "Ships from Valparaiso arrived every second Tuesday."]
+NOTES = " ".join(FACTS)
+GREEDY = {"temperature": 0}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")  # a fresh embeddings cache: the first question really embeds
+    import os
+
+    models = os.environ.get("CANDOR_HOME")
+    env = {"CANDOR_HOME": str(home)}
+    if models:  # reuse the assembled model weights
+        (home / "models").symlink_to(os.path.join(models, "models"))
+    with running_server(env=env) as url:
+        yield url
+
+
+def text_doc(data: str, **extra) -> dict:
+    return {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": data}, **extra}
+
+
+def ask(client, *blocks, max_tokens=40, **kw):
+    return client.messages.create(model="candor-instant", max_tokens=max_tokens, extra_body=GREEDY,
+                                  messages=[{"role": "user", "content": list(blocks)}], **kw)
+
+
+def test_text_document_answer_cites_a_verbatim_span(client):
+    msg = ask(client, text_doc(NOTES, title="Island notes", citations={"enabled": True}),
+              {"type": "text", "text": "What was the name of the lighthouse keeper?"})
+    answer = "".join(b.text for b in msg.content)
+    assert "Amelia Thornbury" in answer
+    cited = [c for b in msg.content for c in (b.citations or [])]
+    assert cited, msg.content
+    for c in cited:
+        assert c.type == "char_location" and c.document_index == 0 and c.document_title == "Island notes"
+        assert NOTES[c.start_char_index:c.end_char_index] == c.cited_text and c.cited_text in FACTS
+    assert any("Amelia Thornbury" in c.cited_text for c in cited)
+    report = msg.model_extra["candor"]["documents"][0]
+    assert report["mode"] == "whole" and report["kind"] == "text"
+
+
+def test_pdf_document_cites_pages(client):
+    data = base64.b64encode(pdf([["Meadows roll under a grey sky."], FACTS[2:]])).decode()
+    msg = ask(client, {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": data},
+                       "citations": {"enabled": True}},
+              {"type": "text", "text": "How many goats did the island have?"})
+    cited = [c for b in msg.content for c in (b.citations or [])]
+    assert cited and all(c.type == "page_location" for c in cited)
+    assert (cited[0].start_page_number, cited[0].end_page_number) == (2, 3)
+    assert cited[0].cited_text == FACTS[2]
+
+
+def test_content_document_cites_blocks(client):
+    msg = ask(client, {"type": "document", "citations": {"enabled": True}, "source": {"type": "content", "content": [
+        {"type": "text", "text": "Cats purr when they are content."},
+        {"type": "text", "text": "The river Orva floods every April."}]}},
+        {"type": "text", "text": "When does the river Orva flood?"})
+    cited = [c for b in msg.content for c in (b.citations or [])]
+    assert cited and cited[0].type == "content_block_location"
+    assert (cited[0].start_block_index, cited[0].end_block_index) == (1, 2)
+    assert cited[0].cited_text == "The river Orva floods every April."
+
+
+def long_document(needle_at: int, paragraphs: int = 600) -> str:
+    parts = [f"Meadow paragraph {i} talks about weather, tides and the colour of the distant hills in spring."
+             for i in range(paragraphs)]
+    parts[needle_at] = "The secret launch code of the observatory is PELICAN-7."
+    return "\n\n".join(parts)
+
+
+def test_long_document_is_retrieved_streamed_with_citations_and_indexed_once(client, server):
+    doc = long_document(433)
+    question = {"type": "text", "text": "What is the secret launch code of the observatory?"}
+    whole = client.messages.count_tokens(model="candor-instant", messages=[
+        {"role": "user", "content": [text_doc(doc), question]}]).input_tokens
+    assert whole > 8192  # too long for the model's window: it must be retrieved
+    with anthropic.Anthropic(api_key=client.api_key, base_url=server, max_retries=0).messages.create(
+            model="candor-instant", max_tokens=40, extra_body=GREEDY, stream=True,
+            messages=[{"role": "user", "content": [text_doc(doc, citations={"enabled": True}), question]}]) as raw:
+        events = list(raw)
+    deltas = [e.delta for e in events if e.type == "content_block_delta"]
+    citations = [d.citation for d in deltas if d.type == "citations_delta"]
+    assert citations and any("PELICAN-7" in c.cited_text for c in citations)
+    for c in citations:
+        assert doc[c.start_char_index:c.end_char_index] == c.cited_text
+    start = events[0].message.model_extra["candor"]["documents"][0]
+    assert start["mode"] == "retrieved" and start["index_cached"] is False and start["retrieval"] == "bm25+embeddings"
+    assert any(p["start_char_index"] <= doc.index("PELICAN") < p["end_char_index"] for p in start["passages"])
+    assert len(start["passages"]) < start["passages_total"]
+    usage = next(e for e in events if e.type == "message_delta").usage
+    assert usage.input_tokens < 8192 - 40
+
+    with client.messages.stream(model="candor-instant", max_tokens=40, extra_body=GREEDY, messages=[
+            {"role": "user", "content": [text_doc(doc, citations={"enabled": True}),
+                                         {"type": "text", "text": "Which code launches the observatory?"}]}]) as s:
+        final = s.get_final_message()
+    again = final.model_extra["candor"]["documents"][0]
+    assert again["index_cached"] is True  # the same text is not split or embedded again
+    assert any(p["start_char_index"] <= doc.index("PELICAN") < p["end_char_index"] for p in again["passages"])
+
+
+def test_documents_without_citations_and_token_counts(client):
+    msg = ask(client, text_doc(NOTES), {"type": "text", "text": "How many goats did the island have?"})
+    assert all(not getattr(b, "citations", None) for b in msg.content) and len(msg.content) == 1
+    assert msg.model_extra["candor"]["documents"][0]["mode"] == "whole"
+    q = [{"type": "text", "text": "How many goats?"}]
+    bare = client.messages.count_tokens(model="candor-instant", messages=[{"role": "user", "content": q}])
+    with_doc = client.messages.count_tokens(model="candor-instant",
+                                            messages=[{"role": "user", "content": [text_doc(NOTES)] + q}])
+    assert with_doc.input_tokens > bare.input_tokens + 30
+
+
+def test_bad_documents_are_clear_400s(client):
+    cases = [
+        ({"type": "document", "source": {"type": "url", "url": "https://example.com/x.pdf"}},
+         "messages.0.content.0.source.type: url sources are not supported"),
+        ({"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                         "data": base64.b64encode(encrypted_pdf()).decode()}}, "encrypted"),
+        ({"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                         "data": base64.b64encode(b"%PDF-1.4 broken").decode()}}, "not valid"),
+        ({"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "   "}}, "no text"),
+    ]
+    for block, expected in cases:
+        with pytest.raises(anthropic.BadRequestError) as info:
+            ask(client, block, {"type": "text", "text": "Summarise."})
+        assert expected in info.value.message
+    with pytest.raises(anthropic.BadRequestError, match="all documents or on none"):
+        ask(client, text_doc("a b c", citations={"enabled": True}), text_doc("d e f"),
+            {"type": "text", "text": "Compare."})
