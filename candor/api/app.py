@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from candor import __version__
 from candor.accounts.access import AccessControl
-from candor.api import admin, critique, messages, models, openai_chat, text_completions
+from candor.api import admin, critique, files, messages, models, openai_chat, text_completions
 from candor.api.errors import (
     ApiError,
     candor_error_handler,
@@ -26,6 +26,7 @@ from candor.api.guard import meter, require_key, response_headers
 from candor.api.hosts import HostCheckMiddleware, HostPolicy
 from candor.api.metrics import Metrics
 from candor.api.text_check import require_valid_text
+from candor.documents.files import FileStore
 from candor.engine.hub import EngineHub
 from candor.errors import CandorError
 from candor.registry import load_registry
@@ -140,10 +141,11 @@ def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, n
     app.state.access = AccessControl(store, keys)
     app.state.no_auth = no_auth
     app.state.signin_throttle = SigninThrottle()
+    app.state.files = FileStore(store)  # Files API uploads, kept in the database
 
     secured = [Depends(require_key), Depends(require_valid_text)]
     for router in (messages.router, text_completions.router, openai_chat.router, models.router, admin.router,
-                   critique.router):
+                   critique.router, files.router):
         app.include_router(router, dependencies=secured)
 
     from fastapi.staticfiles import StaticFiles

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import Request
 
+from candor.api.files import file_resolver
 from candor.api.sse import frame
 from candor.chat.render import Message
 from candor.documents.blocks import DocumentInput, read_documents
@@ -38,8 +39,7 @@ async def request_documents(request: Request, messages: list[Any]) -> list[Docum
     """The request's documents, read off the event loop (PDF extraction is CPU work)."""
     if not has_documents(messages):
         return []
-    files = getattr(request.app.state, "files", None)
-    resolver = files.resolver(request) if files is not None else None
+    resolver = file_resolver(request) if getattr(request.app.state, "files", None) is not None else None
     return await asyncio.to_thread(read_documents, [(m.role, m.content) for m in messages], resolver)
 
 

@@ -1,0 +1,115 @@
+"""Files API: POST/GET /v1/files, GET/DELETE /v1/files/{id}, GET /v1/files/{id}/content.
+
+Both shapes the SDKs expect: with `anthropic-beta: files-api-2025-04-14` the legacy beta list
+({data, has_more, first_id, last_id}, before_id/after_id cursors, no expires_at); without it the
+GA list ({data, next_page}, `page` and `ids[]`). Uploads are downloadable by their owner (a
+self-hosted deviation from Anthropic's cloud, where uploads are not). Storage: candor.documents.files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.datastructures import UploadFile
+
+from candor.accounts.keys import KeyContext
+from candor.documents.files import FileStore
+from candor.errors import InvalidRequestError
+
+router = APIRouter()
+BETA = "files-api-2025-04-14"
+
+
+def owner_of(ctx: KeyContext | None) -> tuple[str, int | None]:
+    """Who owns what a caller uploads: its key, or one owner for the bootstrap keys or anonymous callers."""
+    if ctx is None or ctx.is_anonymous:
+        return "anonymous", None
+    if ctx.key_id is not None:
+        return f"key:{ctx.key_id}", ctx.key_id
+    if ctx.user_id is not None:
+        return f"user:{ctx.user_id}", None
+    return f"bootstrap:{ctx.prefix}", None
+
+
+def _owner(request: Request) -> str:
+    return owner_of(getattr(request.state, "key", None))[0]
+
+
+def _store(request: Request) -> FileStore:
+    return request.app.state.files
+
+
+def _legacy(request: Request) -> bool:
+    return BETA in request.headers.get("anthropic-beta", "")
+
+
+def file_resolver(request: Request):
+    """What a document block's `file` source resolves through, for this request's caller."""
+    store, owner = _store(request), _owner(request)
+    return lambda file_id, where: store.resolve(owner, file_id, where)
+
+
+@router.post("/v1/files")
+async def upload(request: Request) -> dict:
+    store = _store(request)
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except Exception as exc:  # noqa: BLE001 - starlette's multipart errors have no common base
+        raise InvalidRequestError(f"the body must be multipart/form-data with a 'file' part: {exc}",
+                                  field="file") from None
+    part = form.get("file")
+    if not isinstance(part, UploadFile):
+        raise InvalidRequestError("Field required: a multipart part named 'file'", field="file")
+    expires = form.get("expires_in_seconds")
+    if expires is not None and (not isinstance(expires, str) or not expires.strip().lstrip("-").isdigit()):
+        raise InvalidRequestError("must be an integer number of seconds", field="expires_in_seconds")
+    data = await part.read(store.max_bytes + 1)
+    owner, key_id = owner_of(getattr(request.state, "key", None))
+    meta = await asyncio.to_thread(store.create, owner, key_id, part.filename, part.content_type, data,
+                                   int(expires) if expires is not None else None)
+    return meta.wire(_legacy(request))
+
+
+@router.get("/v1/files")
+async def list_files(request: Request, limit: int = 20, page: str | None = None, after_id: str | None = None,
+                     before_id: str | None = None) -> dict:
+    legacy = _legacy(request)
+    ids = request.query_params.getlist("ids[]") or request.query_params.getlist("ids") or None
+    if not legacy and (after_id or before_id):
+        raise InvalidRequestError("before_id and after_id need the anthropic-beta: files-api-2025-04-14 header; "
+                                  "use page", field="after_id" if after_id else "before_id")
+    if ids is not None and (page or "limit" in request.query_params):
+        raise InvalidRequestError("ids[] cannot be combined with page or limit", field="ids[]")
+    if ids is not None and len(ids) > 100:
+        raise InvalidRequestError(f"at most 100 ids, got {len(ids)}", field="ids[]")
+    if not 1 <= limit <= 1000:
+        raise InvalidRequestError(f"must be between 1 and 1000, got {limit}", field="limit")
+    store = _store(request)
+    items, more = await asyncio.to_thread(store.list, _owner(request), 100 if ids else limit,
+                                          page or after_id, before_id, ids)
+    data = [m.wire(legacy) for m in items]
+    if legacy:
+        return {"data": data, "has_more": more, "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None}
+    return {"data": data, "next_page": FileStore.page_token(items[-1]) if more and items else None}
+
+
+@router.get("/v1/files/{file_id}")
+async def get_file(file_id: str, request: Request) -> dict:
+    meta = await asyncio.to_thread(_store(request).get, _owner(request), file_id)
+    return meta.wire(_legacy(request))
+
+
+@router.get("/v1/files/{file_id}/content")
+async def download(file_id: str, request: Request) -> Response:
+    meta, data = await asyncio.to_thread(_store(request).content, _owner(request), file_id)
+    return Response(data, media_type=meta.mime_type,
+                    headers={"content-disposition": f"attachment; filename=\"{meta.filename}\""})
+
+
+@router.delete("/v1/files/{file_id}")
+async def delete_file(file_id: str, request: Request) -> dict:
+    await asyncio.to_thread(_store(request).delete, _owner(request), file_id)
+    return {"id": file_id, "type": "file_deleted"}
