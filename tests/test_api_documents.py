@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 import anthropic
+import openai
 import pytest
 from docs_fixtures import encrypted_pdf, pdf
 from test_api import running_server
@@ -141,3 +142,23 @@ def test_bad_documents_are_clear_400s(client):
     with pytest.raises(anthropic.BadRequestError, match="all documents or on none"):
         ask(client, text_doc("a b c", citations={"enabled": True}), text_doc("d e f"),
             {"type": "text", "text": "Compare."})
+
+
+def test_openai_file_parts_pdf_and_text(oai):
+    data = base64.b64encode(pdf([["Meadows roll under a grey sky."], FACTS[2:]])).decode()
+    question = {"type": "text", "text": "How many goats did the island have?"}
+    r = oai.chat.completions.create(model="candor-instant", max_tokens=30, temperature=0, messages=[
+        {"role": "user", "content": [{"type": "file", "file": {"file_data": f"data:application/pdf;base64,{data}",
+                                                              "filename": "island.pdf"}}, question]}])
+    answer = r.choices[0].message.content
+    assert "42" in answer or "forty-two" in answer
+    report = r.model_extra["candor"]["documents"][0]
+    assert report["kind"] == "pdf" and report["mode"] == "whole" and report["title"] == "island.pdf"
+    notes = base64.b64encode(NOTES.encode()).decode()
+    r = oai.chat.completions.create(model="candor-instant", max_tokens=30, temperature=0, messages=[
+        {"role": "user", "content": [{"type": "file", "file": {"file_data": notes, "filename": "notes.txt"}},
+                                     {"type": "text", "text": "What was the name of the lighthouse keeper?"}]}])
+    assert "Amelia" in r.choices[0].message.content
+    with pytest.raises(openai.BadRequestError, match="file_data"):
+        oai.chat.completions.create(model="candor-instant", max_tokens=5, messages=[
+            {"role": "user", "content": [{"type": "file", "file": {}}, question]}])

@@ -43,6 +43,53 @@ async def request_documents(request: Request, messages: list[Any]) -> list[Docum
     return await asyncio.to_thread(read_documents, [(m.role, m.content) for m in messages], resolver)
 
 
+def _openai_source(part: dict[str, Any], where: str) -> dict[str, Any]:
+    """An OpenAI `file` part as an Anthropic document source (data URL or bare base64, or a file id)."""
+    file = part.get("file")
+    if not isinstance(file, dict):
+        raise InvalidRequestError("Field required: an object with file_data or file_id", field=f"{where}.file")
+    if file.get("file_id"):
+        return {"type": "file", "file_id": file["file_id"]}
+    data = file.get("file_data")
+    if not isinstance(data, str) or not data:
+        raise InvalidRequestError("Field required: file_data (base64 or a data: URL) or file_id", field=f"{where}.file")
+    media_type = None
+    if data.startswith("data:"):
+        head, _, data = data.partition(",")
+        if not head.endswith(";base64"):
+            raise InvalidRequestError("a data: URL must be base64-encoded", field=f"{where}.file.file_data")
+        media_type = head[5:-7] or None
+    if media_type in (None, "application/octet-stream"):
+        from candor.documents.extract import EXTENSION_KINDS, KIND_MEDIA
+
+        name = str(file.get("filename") or "")
+        suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        media_type = KIND_MEDIA.get(EXTENSION_KINDS.get(suffix, "pdf"))
+    return {"type": "base64", "media_type": media_type, "data": data}
+
+
+async def openai_documents(request: Request, messages: list[Any]) -> list[DocumentInput]:
+    """OpenAI Chat Completions `file` parts (PDF or text) read as documents, without citations
+    (the OpenAI shape has no place for them)."""
+    converted, found = [], False
+    for i, m in enumerate(messages):
+        content = m.content
+        if isinstance(content, list):
+            blocks = []
+            for j, part in enumerate(content):
+                if isinstance(part, dict) and part.get("type") == "file":
+                    found = True
+                    part = {"type": "document", "source": _openai_source(part, f"messages.{i}.content.{j}"),
+                            "title": (part.get("file") or {}).get("filename")}
+                blocks.append(part)
+            content = blocks
+        converted.append(("user" if m.role == "user" else m.role, content))
+    if not found:
+        return []
+    resolver = file_resolver(request) if getattr(request.app.state, "files", None) is not None else None
+    return await asyncio.to_thread(read_documents, converted, resolver)
+
+
 @dataclass
 class PlacedDocuments:
     placements: list[Placement]

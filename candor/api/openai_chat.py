@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from candor.api.critique import critique_for
+from candor.api.documents import openai_documents, place_documents
 from candor.api.formatting import FormatSpec, format_spec_from_openai
 from candor.api.guard import admit_for, note_request
 from candor.api.sse import SSE_HEADERS, data_only
 from candor.chat.render import Message
-from candor.chat.service import ChatParams
+from candor.chat.service import ChatParams, check_max_tokens
 from candor.engine.base import Finish, TextDelta
 from candor.errors import CandorError, InvalidRequestError
 from candor.serving.generation import Generation, start_generation
@@ -49,11 +50,14 @@ class ChatRequest(BaseModel):
     candor: dict[str, Any] | None = None
 
 
-def _text(content: str | list[dict[str, Any]] | None, where: str) -> str:
+def _text(content: str | list[dict[str, Any]] | None, where: str, documents: bool = False) -> str:
+    """The text of a message; with `documents`, its file parts (read separately) are skipped."""
     if content is None or isinstance(content, str):
         return content or ""
     parts = []
     for i, part in enumerate(content):
+        if documents and part.get("type") == "file":
+            continue
         if part.get("type") != "text":
             raise InvalidRequestError(f"content parts of type {part.get('type')!r} are not supported; "
                                       f"Candor models read text only", field=f"{where}.{i}.type")
@@ -61,14 +65,14 @@ def _text(content: str | list[dict[str, Any]] | None, where: str) -> str:
     return "".join(parts)
 
 
-def to_conversation(body: ChatRequest) -> tuple[list[Message], str | None]:
+def to_conversation(body: ChatRequest, documents: bool = False) -> tuple[list[Message], str | None]:
     if body.tools:
         raise InvalidRequestError("tool calls are not supported by Candor models", field="tools")
     if body.n not in (None, 1):
         raise InvalidRequestError(f"only n=1 is supported, got {body.n}", field="n")
     system_parts, messages = [], []
     for i, m in enumerate(body.messages):
-        text = _text(m.content, f"messages.{i}.content")
+        text = _text(m.content, f"messages.{i}.content", documents)
         if m.role in ("system", "developer"):
             if messages:
                 raise InvalidRequestError("system messages must come before the conversation", field=f"messages.{i}")
@@ -96,7 +100,8 @@ def completion_id() -> str:
 @router.post("/v1/chat/completions")
 async def chat_completions(body: ChatRequest, request: Request):
     note_request(request, body.model, body.user)
-    messages, system = to_conversation(body)
+    docs = await openai_documents(request, body.messages)
+    messages, system = to_conversation(body, bool(docs))
     spec = format_spec_from_openai(body.response_format, body.candor)
     critique = critique_for(request, body.model, body.candor, spec is not None)
     state = request.app.state
@@ -106,6 +111,12 @@ async def chat_completions(body: ChatRequest, request: Request):
     params = ChatParams(max_tokens=max_tokens, temperature=body.temperature,
                         top_p=body.top_p, seed=body.seed, stop_sequences=tuple(stops),
                         grammar=spec.grammar if spec else None)
+    placed = None
+    if docs:
+        admit_for(request).allow_model(entry)
+        model = await state.hub.get(body.model)
+        check_max_tokens(model.entry, max_tokens)
+        messages, placed = await place_documents(model, messages, system, docs, max_tokens, spec is not None)
     gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request), critique)
     state.metrics.started(request, gen)
     cid, created = completion_id(), int(time.time())
@@ -119,12 +130,15 @@ async def chat_completions(body: ChatRequest, request: Request):
             spec.check(text, finish)
     finally:
         state.metrics.finished(request, gen)
-    return JSONResponse({
+    out = {
         "id": cid, "object": "chat.completion", "created": created, "model": body.model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
                      "finish_reason": FINISH[finish.stop_reason], "logprobs": None}],
         "usage": _usage(gen.input_tokens, finish),
-    })
+    }
+    if placed is not None:
+        out["candor"] = placed.report()  # whole or retrieved, and which passages
+    return JSONResponse(out)
 
 
 def _usage(input_tokens: int, finish: Finish) -> dict[str, int]:
