@@ -12,6 +12,7 @@ from candor.cli.complete import complete
 from candor.cli.constitution import constitution
 from candor.cli.eval import eval_command
 from candor.cli.feedback import feedback
+from candor.cli.moderation import moderation
 from candor.cli.models import models
 from candor.cli.report import report
 from candor.cli.serve import serve
@@ -30,6 +31,7 @@ main.add_command(complete)
 main.add_command(feedback)
 main.add_command(eval_command)
 main.add_command(models)
+main.add_command(moderation)
 main.add_command(report)
 main.add_command(serve)
 main.add_command(cai)

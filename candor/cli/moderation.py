@@ -1,0 +1,66 @@
+"""`candor moderation train|eval|check`: reproduce the moderation heads and their measured figures."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from candor.cli.common import handle_errors
+from candor.settings_fields import click_options, settings_from
+
+
+@click.group("moderation")
+def moderation():
+    """The moderation classifiers: train, measure, try."""
+
+
+def _train_config():
+    from candor.moderation.train import TrainConfig
+
+    return TrainConfig
+
+
+@moderation.command("train")
+@click_options(_train_config())
+@click.option("--card/--no-card", default=True, show_default=True,
+              help="Measure the new heads on the test split and write CARD.md next to them.")
+@handle_errors
+def train_command(card, **values):
+    """Train the input and output heads on the data folder's sets (minutes on a laptop CPU)."""
+    from pathlib import Path
+
+    from candor.moderation import train as t
+
+    config = settings_from(t.TrainConfig, values)
+    summary = t.train(config, log=click.echo)
+    if card:
+        figures = t.evaluate(config.out, config.data_dir or None, "test")
+        t.write_card(summary, figures, Path(config.out).with_name("CARD.md"))
+        click.echo(json.dumps(figures, indent=1))
+
+
+@moderation.command("eval")
+@click.option("--heads", default=None, help="A heads file (default: the one shipped with Candor).")
+@click.option("--data-dir", default=None, help="Data folder (default: CANDOR_DATA_DIR or ../shared/data).")
+@click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True)
+@handle_errors
+def eval_command(heads, data_dir, split):
+    """Recall, false flags, per-category precision/recall and the output head's figures on a split."""
+    from candor.moderation.classifier import HEADS_FILE
+    from candor.moderation.train import evaluate
+
+    click.echo(json.dumps(evaluate(heads or HEADS_FILE, data_dir, split), indent=1))
+
+
+@moderation.command("check")
+@click.argument("texts", nargs=-1, required=True)
+@handle_errors
+def check(texts):
+    """Score TEXTS with the input classifier (as POST /v1/moderations would)."""
+    from candor.moderation.classifier import classifier
+
+    clf = classifier()
+    for text, score in zip(texts, clf.score_inputs(list(texts))):
+        flagged = score.harmful >= clf.heads.input_threshold
+        click.echo(f"{'FLAGGED' if flagged else 'ok':8s} {score.harmful:.3f} {score.top:15s} {text}")

@@ -1,0 +1,166 @@
+"""The trained moderation classifiers: MiniLM sentence embeddings, then small linear heads.
+
+Heads live in one `.npz` file of plain arrays (loaded with `allow_pickle=False`: no code runs on
+load), trained by candor.moderation.train:
+- input: P(harmful request) from a one-hidden-layer perceptron (ReLU) on the request's embedding
+  (it measured better than a logistic regression on the validation split; see the card), and
+  P(category | harmful) from a multinomial logistic regression over CATEGORIES; a category's
+  score is the product of the two;
+- output: P(the answer gives harmful help) from a logistic regression on the request's and the
+  answer's embeddings side by side.
+
+A missing or unreadable heads file is an error that names the path, never "everything allowed".
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from candor.errors import CandorError
+from candor.moderation.categories import CATEGORIES
+
+HEADS_FILE = Path(__file__).resolve().parent.parent / "data" / "moderation" / "heads.npz"
+FORMAT = 1
+
+
+class ModerationUnavailableError(CandorError):
+    """The classifier cannot be loaded: moderation was asked for and cannot run."""
+
+    status_code = 500
+
+
+@dataclass(frozen=True)
+class InputScore:
+    harmful: float  # P(harmful request)
+    categories: dict[str, float]  # P(harmful) * P(category | harmful), every category
+    top: str  # the most likely category (meaningful when harmful is high)
+
+
+@dataclass(frozen=True)
+class Heads:
+    harm_w1: np.ndarray  # (dim, hidden)
+    harm_b1: np.ndarray  # (hidden,)
+    harm_w2: np.ndarray  # (hidden,)
+    harm_b2: float
+    cat_w: np.ndarray  # (categories, dim)
+    cat_b: np.ndarray
+    categories: tuple[str, ...]
+    out_w: np.ndarray  # (2 * dim,)
+    out_b: float
+    input_threshold: float  # chosen on the validation split (see the card)
+    output_threshold: float
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            np.savez_compressed(
+                f, format=np.array(FORMAT), harm_w1=self.harm_w1.astype(np.float32),
+                harm_b1=self.harm_b1.astype(np.float32), harm_w2=self.harm_w2.astype(np.float32),
+                harm_b2=np.array(self.harm_b2),
+                cat_w=self.cat_w.astype(np.float32), cat_b=self.cat_b.astype(np.float32),
+                categories=np.array(self.categories), out_w=self.out_w.astype(np.float32),
+                out_b=np.array(self.out_b), input_threshold=np.array(self.input_threshold),
+                output_threshold=np.array(self.output_threshold))
+
+    @classmethod
+    def load(cls, path: Path = HEADS_FILE) -> Heads:
+        path = Path(path)
+        if not path.is_file():
+            raise ModerationUnavailableError(
+                f"moderation classifier file {path} is missing: reinstall Candor or run `candor moderation train`, "
+                "or set CANDOR_MODERATION=off to run without moderation")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if int(z["format"]) != FORMAT:
+                    raise ModerationUnavailableError(f"{path}: format {int(z['format'])}, this Candor reads {FORMAT}")
+                heads = cls(z["harm_w1"], z["harm_b1"], z["harm_w2"], float(z["harm_b2"]), z["cat_w"], z["cat_b"],
+                            tuple(str(c) for c in z["categories"]), z["out_w"], float(z["out_b"]),
+                            float(z["input_threshold"]), float(z["output_threshold"]))
+        except ModerationUnavailableError:
+            raise
+        except Exception as exc:
+            raise ModerationUnavailableError(f"moderation classifier file {path} is unreadable: {exc}") from exc
+        if set(heads.categories) != set(CATEGORIES):
+            raise ModerationUnavailableError(f"{path}: categories {heads.categories} differ from {CATEGORIES}")
+        return heads
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Classifier:
+    """Scores requests and answers. Thread-safe; encoding runs one batch at a time."""
+
+    def __init__(self, heads: Heads, encoder=None):
+        self.heads = heads
+        self._encoder = encoder
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from candor.embeddings import encoder
+
+            self._encoder = encoder()
+        return self._encoder
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.encoder.encode(list(texts))
+
+    # -- input ---------------------------------------------------------------------------------
+    def input_probs(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = self.heads
+        hidden = np.maximum(vectors @ h.harm_w1 + h.harm_b1, 0.0)
+        harm = _sigmoid(hidden @ h.harm_w2 + h.harm_b2)
+        given = _softmax(vectors @ h.cat_w.T + h.cat_b)
+        return harm, given
+
+    def score_vectors(self, vectors: np.ndarray) -> list[InputScore]:
+        harm, given = self.input_probs(vectors)
+        out = []
+        for p, row in zip(harm, given):
+            scores = {c: float(p * row[i]) for i, c in enumerate(self.heads.categories)}
+            out.append(InputScore(float(p), {c: scores[c] for c in CATEGORIES},
+                                  self.heads.categories[int(row.argmax())]))
+        return out
+
+    def score_inputs(self, texts: list[str]) -> list[InputScore]:
+        return self.score_vectors(self.embed(texts))
+
+    # -- output --------------------------------------------------------------------------------
+    def output_probs(self, prompt_vectors: np.ndarray, answer_vectors: np.ndarray) -> np.ndarray:
+        x = np.concatenate([prompt_vectors, answer_vectors], axis=1)
+        return _sigmoid(x @ self.heads.out_w + self.heads.out_b)
+
+    def score_output(self, prompt: str | np.ndarray, answer: str) -> float:
+        """P(`answer` gives harmful help), given the request (text, or its embedding)."""
+        if isinstance(prompt, str):
+            vectors = self.embed([prompt, answer])
+            pv, av = vectors[:1], vectors[1:]
+        else:
+            pv, av = prompt.reshape(1, -1), self.embed([answer])
+        return float(self.output_probs(pv, av)[0])
+
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def _load(path: str) -> Classifier:
+    return Classifier(Heads.load(Path(path)))
+
+
+def classifier(path: str | Path | None = None) -> Classifier:
+    """The process-wide classifier for `path` (default: the heads shipped with Candor)."""
+    with _lock:
+        return _load(str(path or HEADS_FILE))

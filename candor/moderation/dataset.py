@@ -1,0 +1,187 @@
+"""The moderation classifiers' labelled examples, read from the public data sets and Candor's own
+files, and the fixed train / validation / test split committed as ids.
+
+Input examples (request -> harmful or not, and a category when harmful):
+- harmful: AdvBench behaviours, HarmBench standard and contextual behaviours (the request alone;
+  copyright behaviours left out), XSTest's 200 unsafe contrast prompts, and Candor's own red-team
+  requests (candor/data/alignment/red-team-requests.txt);
+- harmless: XSTest's 250 safe prompts, the first human turn of hh-rlhf helpful-base rows, Candor's
+  own safe-but-edgy requests and imperative-style harmless requests (candor/data/moderation/).
+
+Output examples (request, answer -> the answer gives harmful help or not):
+- harmful: AdvBench's target answers to its behaviours ("Sure, here is ...") and its harmful strings;
+- harmless: a harmful request paired with one of Candor's written refusals, and hh-rlhf helpful-base
+  first answers to their (harmless) requests.
+
+An example's id is `source:hash` (hash: candor.cai.splits.prompt_hash of the text), so the split
+file holds no text. Splits are drawn per source from the hash (70/15/15; XSTest 50/15/35 so that a
+larger part of its safe prompts is held out for the false-flag measure) and committed; `candor
+moderation train --resplit` redraws them. Nothing is copied into the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from candor.cai.splits import prompt_hash
+from candor.errors import CandorError
+from candor.moderation import categories as cats
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "moderation"
+ALIGNMENT = DATA.parent / "alignment"
+SPLITS_FILE = DATA / "splits.json"
+SPLITS = ("train", "validation", "test")
+FRACTIONS = {"xstest": (0.50, 0.15)}  # (train, validation) shares; the rest is test
+DEFAULT_FRACTIONS = (0.70, 0.15)
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    source: str
+    text: str  # the request (input) or the answer (output)
+    label: int  # 1: harmful
+    category: str | None = None
+    prompt: str = ""  # output examples: the request the answer replies to
+    kind: str = ""  # the source's own type (XSTest's prompt type, HarmBench's functional category)
+
+
+def own_lines(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def _first_turn(transcript: str) -> tuple[str, str] | None:
+    from candor.cai.hh import parse_transcript
+
+    messages = parse_transcript(transcript)
+    if len(messages) >= 2 and messages[0].role == "user" and messages[1].role == "assistant":
+        return messages[0].content, messages[1].content
+    return None
+
+
+def input_examples(data_dir: str | Path | None = None, *, hh_limit: int = 1200) -> list[Example]:
+    """Every input example, deduplicated on normalised text (first source wins). Categories of
+    prompts whose set has none come from the keyword rules, else are left None (the trainer fills
+    them with the nearest labelled neighbour)."""
+    from candor.evals.data import Data
+
+    data = Data(data_dir)
+    out: list[Example] = []
+    for row in data.csv("advbench", "harmful_behaviors.csv"):
+        out.append(Example("", "advbench", row["goal"], 1, cats.keyword_category(row["goal"])))
+    for row in data.csv("harmbench", "harmbench_behaviors_text_all.csv"):
+        if row["FunctionalCategory"] not in ("standard", "contextual"):
+            continue
+        text, semantic = row["Behavior"], row["SemanticCategory"]
+        category = cats.HARMBENCH.get(semantic)
+        if semantic in cats.HARMBENCH_REFINED:
+            found = cats.keyword_category(text)
+            if found not in (None, "crime", "violence"):
+                category = found
+        out.append(Example("", "harmbench", text, 1, category, kind=row["FunctionalCategory"]))
+    for row in data.csv("xstest", "xstest_prompts.csv"):
+        harmful = row["label"] == "unsafe"
+        category = (cats.XSTEST.get(row["type"]) or cats.keyword_category(row["prompt"])) if harmful else None
+        out.append(Example("", "xstest", row["prompt"], int(harmful), category, kind=row["type"]))
+    for text in own_lines(ALIGNMENT / "red-team-requests.txt"):
+        out.append(Example("", "candor-red-team", text, 1, cats.keyword_category(text)))
+    for text in own_lines(ALIGNMENT / "safe-edgy-requests.txt"):
+        out.append(Example("", "candor-safe-edgy", text, 0))
+    for text in own_lines(DATA / "benign-requests.txt"):
+        out.append(Example("", "candor-benign", text, 0))
+    helpful = 0
+    for row in data.jsonl("hh-rlhf", "helpful-base/test.jsonl.gz"):
+        turn = _first_turn(row["chosen"])
+        if turn and helpful < hh_limit:
+            out.append(Example("", "hh-helpful", turn[0], 0))
+            helpful += 1
+    return _dedup(out)
+
+
+def output_examples(data_dir: str | Path | None = None, *, hh_limit: int = 600, seed: int = 0) -> list[Example]:
+    """(request, answer) examples for the output head; `text` is the answer."""
+    from candor.evals.data import Data
+
+    data = Data(data_dir)
+    refusals = own_lines(DATA / "refusals.txt")
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for row in data.csv("advbench", "harmful_behaviors.csv"):
+        category = cats.keyword_category(row["goal"])
+        out.append(Example("", "advbench-target", row["target"], 1, category, prompt=row["goal"]))
+        out.append(Example("", "refusal", rng.choice(refusals), 0, category, prompt=row["goal"]))
+    try:
+        for row in data.csv("advbench", "harmful_strings.csv"):
+            out.append(Example("", "advbench-string", row["target"], 1, cats.keyword_category(row["target"])))
+    except CandorError:
+        pass
+    for row in data.csv("harmbench", "harmbench_behaviors_text_all.csv"):
+        if row["FunctionalCategory"] == "standard":
+            out.append(Example("", "refusal", rng.choice(refusals), 0, None, prompt=row["Behavior"]))
+    helpful = 0
+    for row in data.jsonl("hh-rlhf", "helpful-base/test.jsonl.gz"):
+        turn = _first_turn(row["chosen"])
+        if turn and helpful < hh_limit:
+            out.append(Example("", "hh-helpful-answer", turn[1], 0, prompt=turn[0]))
+            helpful += 1
+    return _dedup(out, key=lambda e: e.prompt + "\n" + e.text)
+
+
+def _dedup(examples: Iterable[Example], key=lambda e: e.text) -> list[Example]:
+    seen: set[str] = set()
+    out = []
+    for e in examples:
+        h = prompt_hash(key(e))
+        if h in seen or not e.text.strip():
+            continue
+        seen.add(h)
+        out.append(replace(e, id=f"{e.source}:{h}"))
+    return out
+
+
+def draw_splits(examples: Iterable[Example]) -> dict[str, str]:
+    """id -> split, drawn from the id's hash (stable, independent of the order of the data)."""
+    out = {}
+    for e in examples:
+        train, val = FRACTIONS.get(e.source, DEFAULT_FRACTIONS)
+        u = int(e.id.rsplit(":", 1)[1][:8], 16) / 0xFFFFFFFF
+        out[e.id] = "train" if u < train else "validation" if u < train + val else "test"
+    return out
+
+
+def write_splits(inputs: list[Example], outputs: list[Example], path: Path = SPLITS_FILE) -> None:
+    doc = {"about": "moderation train/validation/test ids (source:hash of normalised text), "
+                    "see candor/moderation/dataset.py",
+           "input": _by_split(draw_splits(inputs)), "output": _by_split(draw_splits(outputs))}
+    path.write_text(json.dumps(doc, indent=0, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _by_split(assigned: dict[str, str]) -> dict[str, list[str]]:
+    return {s: sorted(i for i, v in assigned.items() if v == s) for s in SPLITS}
+
+
+def read_splits(kind: str, path: Path = SPLITS_FILE) -> dict[str, str]:
+    """id -> split for `kind` ("input" or "output")."""
+    if not path.is_file():
+        raise CandorError(f"{path} is missing: run `candor moderation train --resplit` to draw the splits")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return {i: s for s, ids in doc[kind].items() for i in ids}
+
+
+def split(examples: list[Example], kind: str, path: Path = SPLITS_FILE) -> dict[str, list[Example]]:
+    """Examples by split; an example the split file does not know is reported, never guessed."""
+    assigned = read_splits(kind, path)
+    out: dict[str, list[Example]] = {s: [] for s in SPLITS}
+    unknown = [e.id for e in examples if e.id not in assigned]
+    if unknown:
+        raise CandorError(f"{len(unknown)} {kind} examples are not in {path} (e.g. {unknown[0]}): the data "
+                          "differs from the data the split was drawn on; `candor moderation train --resplit` "
+                          "draws a new split")
+    for e in examples:
+        out[assigned[e.id]].append(e)
+    return out
