@@ -10,6 +10,7 @@ from candor.cli.cai import cai
 from candor.cli.chat import chat
 from candor.cli.complete import complete
 from candor.cli.constitution import constitution
+from candor.cli.documents import ask, summarize
 from candor.cli.eval import eval_command
 from candor.cli.feedback import feedback
 from candor.cli.moderation import moderation
@@ -38,5 +39,7 @@ main.add_command(cai)
 main.add_command(constitution)
 main.add_command(train)
 main.add_command(settings_command)
+main.add_command(ask)
+main.add_command(summarize)
 for command in ACCOUNT_COMMANDS:
     main.add_command(command)
