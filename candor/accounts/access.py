@@ -112,14 +112,16 @@ class AccessControl:
                                f"API keys together)")
         limits = self.limits_for(ctx, entry)
         counters, bucket = (self.user_counters, ctx.user_id) if page else (self.counters, ctx.key_id)
+        assert bucket is not None  # a page caller has a user, a key caller a key
         now = time.time()
         decision = counters.admit(bucket, limits, input_tokens, now)
         headers = rate_headers(limits, decision.state)
         if not decision.allowed:
             wait = decision.retry_after
-            limit = {"requests": limits.rpm, "input tokens": limits.itpm, "output tokens": limits.otpm}[decision.exceeded]
+            exceeded = decision.exceeded or "requests"
+            limit = {"requests": limits.rpm, "input tokens": limits.itpm, "output tokens": limits.otpm}[exceeded]
             raise ApiError(429, "rate_limit_error",
-                           f"{who} has exceeded its rate limit of {limit} {decision.exceeded} per minute"
+                           f"{who} has exceeded its rate limit of {limit} {exceeded} per minute"
                            f"{' for chat-page answers' if page else ''}; retry in {wait} s",
                            headers={**headers, "retry-after": str(wait)})
         return Admission(limits, decision.state, headers, counters, bucket)

@@ -20,6 +20,7 @@ from decimal import Decimal
 
 from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 
 from candor.store import Store
 from candor.store.models import RateBucket, UsageRecord, UserRateBucket
@@ -35,7 +36,8 @@ class Limits:
     otpm: int | None
 
     def caps(self) -> tuple[float, float, float]:
-        return tuple(float(UNLIMITED if v is None else v) for v in (self.rpm, self.itpm, self.otpm))
+        r, i, o = (float(UNLIMITED if v is None else v) for v in (self.rpm, self.itpm, self.otpm))
+        return r, i, o
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,8 @@ class BucketState:
     at: float
 
     def remaining(self) -> tuple[int, int, int]:
-        return tuple(max(0, math.floor(v)) for v in (self.requests, self.input_tokens, self.output_tokens))
+        r, i, o = (max(0, math.floor(v)) for v in (self.requests, self.input_tokens, self.output_tokens))
+        return r, i, o
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ class DbCounters:
     def __init__(self, store: Store, table: type[RateBucket] | type[UserRateBucket] = RateBucket):
         self.store = store
         self.table = table
-        self.owner = table.__table__.primary_key.columns.values()[0]  # key_id or user_id
+        self.owner = table.user_id if table is UserRateBucket else table.key_id  # type: ignore[union-attr]
 
     def _ensure_row(self, session, key_id: int, now: float) -> None:
         dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
@@ -113,7 +116,7 @@ class DbCounters:
                    _sql_refill(t, t.output_tokens, o_cap, now))
         with self.store.session() as session:
             self._ensure_row(session, key_id, now)
-            result = session.execute(
+            result: CursorResult = session.execute(  # type: ignore[assignment]  # an UPDATE's result
                 update(t)
                 .where(self.owner == key_id, r >= 1, i >= input_tokens, o > 0)
                 .values(requests=r - 1, input_tokens=i - input_tokens, output_tokens=o,
@@ -189,12 +192,13 @@ class RedisCounters:
 
     def peek(self, key_id: int, limits: Limits, now: float | None = None) -> BucketState:
         now = time.time() if now is None else now
-        values = self.client.hmget(self._key(key_id), "r", "i", "o", "t")
+        r, i, o, t = self.client.hmget(self._key(key_id), "r", "i", "o", "t")
         caps = limits.caps()
-        if values[3] is None:
+        if r is None or i is None or o is None or t is None:
             return BucketState(*caps, now)
-        elapsed = now - float(values[3])
-        return BucketState(*(refilled(float(v), cap, elapsed) for v, cap in zip(values[:3], caps)), now)
+        elapsed = now - float(t)
+        return BucketState(refilled(float(r), caps[0], elapsed), refilled(float(i), caps[1], elapsed),
+                           refilled(float(o), caps[2], elapsed), now)
 
 
 def month_start(now: dt.datetime | None = None) -> dt.datetime:

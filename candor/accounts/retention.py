@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import delete
+from sqlalchemy.engine import CursorResult
 
 from candor.errors import InvalidRequestError
 from candor.store import Store
@@ -17,6 +18,6 @@ def purge_conversations(store: Store, days: int) -> int:
         raise InvalidRequestError(f"must be >= 0, got {days}", field="days")
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
     with store.session() as session:
-        result = session.execute(delete(Conversation).where(Conversation.updated_at < cutoff))
+        result: CursorResult = session.execute(delete(Conversation).where(Conversation.updated_at < cutoff))  # type: ignore[assignment]
         session.execute(delete(CritiqueRecord).where(CritiqueRecord.created_at < cutoff))
         return result.rowcount or 0

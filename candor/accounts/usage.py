@@ -122,4 +122,4 @@ def render(rows: list[dict], fmt: str) -> str:
 
 def count_records(store: Store) -> int:
     with store.session() as session:
-        return session.scalar(select(func.count(UsageRecord.id)))
+        return session.scalar(select(func.count(UsageRecord.id))) or 0

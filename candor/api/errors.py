@@ -25,12 +25,13 @@ def new_request_id() -> str:
 
 
 def is_openai(request: Request) -> bool:
-    return request.url.path.startswith("/v1/chat/")
+    return request.url.path.startswith(("/v1/chat/", "/v1/moderations"))
 
 
 def error_response(request: Request, status: int, error_type: str, message: str,
                    headers: dict[str, str] | None = None, param: str | None = None) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None) or new_request_id()
+    body: dict[str, object]
     if is_openai(request):
         body = {"error": {"message": message, "type": error_type, "param": param, "code": error_type}}
     else:

@@ -100,7 +100,7 @@ async def meter(app, path: str, method: str, state: dict, status: int, started: 
         return
     gen = state.get("generation")
     finish = getattr(gen, "finish", None)
-    if getattr(gen, "critique", None) is not None:
+    if gen is not None and gen.critique is not None:
         ctx = state.get("key")
         await asyncio.to_thread(record, app.state.store, gen.critique, gen.critique_settings, gen.model.entry.name,
                                 request_id=state.get("request_id"), key_id=getattr(ctx, "key_id", None))

@@ -22,7 +22,7 @@ from candor.errors import CandorError, InvalidRequestError
 from candor.serving.generation import Generation, start_generation
 
 router = APIRouter()
-FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
+FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "refusal": "content_filter"}
 
 
 class ChatMessage(BaseModel):
@@ -70,7 +70,8 @@ def to_conversation(body: ChatRequest, documents: bool = False) -> tuple[list[Me
         raise InvalidRequestError("tool calls are not supported by Candor models", field="tools")
     if body.n not in (None, 1):
         raise InvalidRequestError(f"only n=1 is supported, got {body.n}", field="n")
-    system_parts, messages = [], []
+    system_parts: list[str] = []
+    messages: list[Message] = []
     for i, m in enumerate(body.messages):
         text = _text(m.content, f"messages.{i}.content", documents)
         if m.role in ("system", "developer"):

@@ -63,7 +63,7 @@ async def complete(body: CompleteRequest, request: Request):
 
 def _stop_reason(reason: str) -> str:
     # In this API, reaching the end of the turn ("\n\nHuman:") is a stop sequence too.
-    return "max_tokens" if reason == "max_tokens" else "stop_sequence"
+    return reason if reason in ("max_tokens", "refusal") else "stop_sequence"
 
 
 def _stop(finish) -> str | None:
@@ -79,6 +79,7 @@ async def _stream(model: str, cid: str, gen: Generation, request: Request):
                 yield frame("completion", {"type": "completion", "id": cid, "completion": event.text,
                                            "stop_reason": None, "model": model})
         finish = gen.finish
+        assert finish is not None  # the stream ended, so its Finish arrived
         yield frame("completion", {"type": "completion", "id": cid, "completion": "",
                                    "stop_reason": _stop_reason(finish.stop_reason), "stop": _stop(finish),
                                    "model": model})

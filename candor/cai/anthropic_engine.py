@@ -10,7 +10,7 @@ another. The Messages API gives no log-probabilities, so such a model cannot be 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import httpx
 
@@ -36,7 +36,7 @@ class AnthropicEngine(Engine):
     def context_window(self) -> int:
         return self._window
 
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[Event]:
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[Event, None]:
         request.validate()
         if request.messages is None:
             raise InvalidRequestError(f"{self.name} is a chat model: send messages", field="messages")

@@ -41,7 +41,7 @@ def parse_transcript(text: str) -> list[Message]:
         if messages and messages[-1].role == role:
             messages[-1] = Message(role, (messages[-1].content + "\n\n" + content).strip())
         else:
-            messages.append(Message(role, content))
+            messages.append(Message(role, content))  # type: ignore[arg-type]  # parsed: user or assistant
     return messages
 
 

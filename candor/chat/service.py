@@ -6,7 +6,7 @@ treatment of the answer's first characters are the same whichever door a request
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from candor.chat.model_format import chat_format
@@ -92,7 +92,7 @@ def _grammar_with_end(grammar: str | None, rendered: RenderedPrompt) -> str | No
 
 
 async def stream_chat(model: LoadedModel, messages: Iterable[Message | Mapping[str, str]],
-                      system: str | None, params: ChatParams) -> AsyncIterator[Event]:
+                      system: str | None, params: ChatParams) -> AsyncGenerator[Event, None]:
     """Generate the assistant's answer. Without a prefill, the space the format leaves after
     "Assistant:" is dropped from the start of the answer."""
     request, rendered = build_request(model, messages, system, params)

@@ -6,6 +6,8 @@ checked by a real parser before anything is printed; --json then adds the parsed
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncio
 import json
 import sys
@@ -45,7 +47,7 @@ def format_options(fmt: str | None, schema_file: str | None, tags: str | None, r
         raise InvalidRequestError("--schema needs --format json", field="schema")
     if (tags or root) and fmt != "xml":
         raise InvalidRequestError("--tags and --root need --format xml", field="tags" if tags else "root")
-    options = {}
+    options: dict[str, Any] = {}
     if tags:
         options["tags"] = [t.strip() for t in tags.split(",") if t.strip()]
     if root:

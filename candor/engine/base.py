@@ -8,13 +8,13 @@ torch: the API, CLI, web page, evals and data generation all go through `Engine`
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from candor.errors import InvalidRequestError
 
-StopReason = Literal["end_turn", "stop_sequence", "max_tokens"]
+StopReason = Literal["end_turn", "stop_sequence", "max_tokens", "refusal"]  # refusal: moderation stopped it
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class Engine(abc.ABC):
     def context_window(self) -> int: ...
 
     @abc.abstractmethod
-    def generate(self, request: GenerateRequest) -> AsyncIterator[Event]:
+    def generate(self, request: GenerateRequest) -> AsyncGenerator[Event, None]:
         """Stream text deltas, then one Finish. Closing the iterator early cancels generation."""
 
     @abc.abstractmethod

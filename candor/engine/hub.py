@@ -34,10 +34,10 @@ def build_engine(entry: ModelEntry, progress: Progress | None = None) -> LoadedM
         from candor.engine.remote import RemoteConfig, RemoteEngine
 
         key = os.environ.get(entry.api_key_env, "") if entry.api_key_env else ""
-        engine = RemoteEngine(entry.name, RemoteConfig(
+        remote = RemoteEngine(entry.name, RemoteConfig(
             base_url=entry.resolved(entry.base_url), model=entry.resolved(entry.remote_model) or entry.name,
             api_key=key, api=entry.remote_api, context_window=entry.context_window))
-        return LoadedModel(entry, engine, None, {})
+        return LoadedModel(entry, remote, None, {})
 
     from candor.engine.llama import LlamaConfig, LlamaEngine
 

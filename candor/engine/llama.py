@@ -17,10 +17,11 @@ import random
 import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from candor.engine.base import Engine, Event, Finish, GenerateRequest, Health, TextDelta, Usage
 from candor.engine.queue import GenerationQueue
@@ -161,7 +162,7 @@ class LlamaEngine(Engine):
         self._executor.shutdown(wait=True)
         self._llm.close()
 
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[Event]:
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[Event, None]:
         request.validate()
         tokens = self.tokenize(request.prompt)
         if len(tokens) + request.max_tokens > self.context_window:
@@ -302,7 +303,7 @@ class LlamaEngine(Engine):
         self.last_reused_tokens = _common_prefix(self._llm._input_ids[: self._llm.n_tokens], tokens)
         output_tokens = 0
         stop_reason = "max_tokens"
-        knobs = {"temp": sampling.temperature, "top_p": 1.0 if sampling.top_p is None else sampling.top_p,
+        knobs: dict[str, Any] = {"temp": sampling.temperature, "top_p": 1.0 if sampling.top_p is None else sampling.top_p,
                  "top_k": 0 if sampling.top_k is None else sampling.top_k, "min_p": 0.0, "repeat_penalty": 1.0}
         stream = self._constrained(tokens, knobs, grammar) if grammar else self._llm.generate(tokens, **knobs)
         for token in stream:

@@ -9,7 +9,7 @@ sequences are matched here, so the stop reason is reported the same way as by th
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,7 +138,7 @@ class RemoteEngine(Engine):
         body["prompt"] = request.prompt
         return "completions", body
 
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[Event]:
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[Event, None]:
         request.validate()
         path, body = self._body(request)
         if path == "completions":

@@ -92,8 +92,9 @@ def data_roots(explicit: str | os.PathLike | None = None) -> list[Path]:
     if explicit:
         return [Path(explicit).expanduser()]
     roots = []
-    if env("CANDOR_DATA_DIR"):
-        roots.append(Path(env("CANDOR_DATA_DIR")).expanduser())
+    chosen = env("CANDOR_DATA_DIR")
+    if chosen:
+        roots.append(Path(chosen).expanduser())
     shared = REPO_ROOT.parent / "shared" / "data"
     if shared.is_dir():
         roots.append(shared)

@@ -100,12 +100,13 @@ class Harmlessness(Task):
         return items
 
     async def prepare(self, model: EvalModel) -> None:
-        self.judge = RuleJudge()
+        self.judge: RuleJudge | ModelJudge = RuleJudge()
         if self.config.judge_model:
             from candor.evals.models import open_model
 
-            self.judge = ModelJudge(await open_model(self.config.judge_model))
-            self.resolved["judge_agreement"] = await model_agreement(self.judge)
+            model_judge = ModelJudge(await open_model(self.config.judge_model))
+            self.judge = model_judge
+            self.resolved["judge_agreement"] = await model_agreement(model_judge)
         self.resolved["judge"] = self.judge.name
 
     async def run(self, model: EvalModel, item: Item, seed: int) -> dict[str, Any]:

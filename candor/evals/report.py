@@ -171,7 +171,8 @@ def build_blocks(runs: list[Path], out: Path, files: Path) -> list[tuple]:
             blocks.append(("p", (f"**{model}** is {desc.get('model')} with this system prompt (preset "
                                 f"`{desc['system_preset']}`), and nothing else changed: \"{desc['system_preset_text']}\"")))
 
-    head_rows, plot_labels, plot_series = [], [], {m: [] for m in models}
+    head_rows, plot_labels = [], []
+    plot_series: dict[str, list] = {m: [] for m in models}
     plot_refs: dict[str, list] = {n: [] for n in REFERENCE_MODELS}
     for task in tasks:
         some = next(r for (t, _), (r, _) in results.items() if t == task)

@@ -89,7 +89,8 @@ class Task:
         return [item for item in items if (item.group or item.id) in chosen]
 
     def config_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}
+        config = self.config
+        return dataclasses.asdict(config) if dataclasses.is_dataclass(config) and not isinstance(config, type) else {}
 
 
 # -- config from the command line --------------------------------------------------------------
@@ -105,7 +106,7 @@ def make_config(cls: type, options: dict[str, str]) -> Any:
         f = known.get(key)
         if f is None:
             raise InvalidRequestError(f"unknown option; known: {', '.join(known) or 'none'}", field=key)
-        kind = type(f.default)
+        kind: Any = type(f.default)  # the default's type converts the option's string
         try:
             if kind is bool:
                 if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):

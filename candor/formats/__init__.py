@@ -189,11 +189,11 @@ def check_output(fmt: str, text: str, stop_reason: str, schema: dict | None = No
 def to_jsonable(fmt: str, value: Any) -> Any:
     """A parsed value as JSON-serialisable data (XML and Markdown become plain dicts/lists)."""
     if fmt == "xml":
-        from candor.formats.xml_format import to_data
+        from candor.formats.xml_format import to_data as xml_data
 
-        return to_data(value)
+        return xml_data(value)
     if fmt == "markdown":
-        from candor.formats.markdown_format import to_data
+        from candor.formats.markdown_format import to_data as markdown_data
 
-        return to_data(value)
+        return markdown_data(value)
     return value

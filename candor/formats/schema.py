@@ -135,7 +135,7 @@ class Converter:
                 raise self.fail(f"$ref {ref!r} points at nothing", path)
         name = self.g.name("ref-" + (parts[-1] if parts else "root"))
         self.refs[ref] = name  # before converting, so recursive schemas refer back to it
-        self.g.define(name, self.convert(target, parts))
+        self.g.define(name, self.convert(target, list[str | int](parts)))
         return name
 
     def typed(self, kind: str, schema: dict, path: list[str | int]) -> str:
@@ -196,7 +196,7 @@ class Converter:
 
     # -- arrays --------------------------------------------------------------------------------
     def array(self, schema: dict, path: list[str | int]) -> str:
-        lo, hi = self.count(schema, "minItems", path), self.count(schema, "maxItems", path, None)
+        lo, hi = self.count(schema, "minItems", path), self.bound(schema, "maxItems", path)
         if hi is not None and hi < lo:
             raise self.fail("maxItems is below minItems", path + ["maxItems"])
         if "prefixItems" in schema:
@@ -224,17 +224,23 @@ class Converter:
         body = f"{head} {tail}".strip() if lo else tail
         return self.g.add(_hint(path, "tuple"), f'"[" {jg.WS} {body} {jg.WS} "]"' if body else f'"[" {jg.WS} "]"')
 
-    def count(self, schema: dict, key: str, path: list[str | int], default: int | None = 0) -> int | None:
-        value = schema.get(key, default)
-        if value is default:
-            return value
+    def count(self, schema: dict, key: str, path: list[str | int]) -> int:
+        """A lower bound such as minItems (0 when absent)."""
+        value = self.bound(schema, key, path)
+        return 0 if value is None else value
+
+    def bound(self, schema: dict, key: str, path: list[str | int]) -> int | None:
+        """An upper bound such as maxItems (None when absent)."""
+        if key not in schema:
+            return None
+        value = schema[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise self.fail(f"{key} must be a non-negative integer", path + [key])
         return value
 
     # -- scalars -------------------------------------------------------------------------------
     def string(self, schema: dict, path: list[str | int]) -> str:
-        lo, hi = self.count(schema, "minLength", path), self.count(schema, "maxLength", path, None)
+        lo, hi = self.count(schema, "minLength", path), self.bound(schema, "maxLength", path)
         if hi is not None and hi < lo:
             raise self.fail("maxLength is below minLength", path + ["maxLength"])
         fmt = schema.get("format")

@@ -14,7 +14,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,8 +76,9 @@ def hf_base_dir(gguf: Path, log=print) -> Path:
     started = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer.remove_quantization_config(model)  # weights are already dequantised
+    quantizer: Any = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)  # weights are already dequantised
     partial = target.with_name(target.name + f".part-{os.getpid()}")
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
@@ -212,22 +213,28 @@ def hardware() -> str:
             return f"{torch.cuda.device_count()}× {torch.cuda.get_device_name(0)}"
         threads = torch.get_num_threads()
     except ImportError:  # pragma: no cover
-        threads = os.cpu_count()
+        threads = os.cpu_count() or 1
     return f"CPU ({platform.machine()}, {threads} threads, {os.cpu_count()} cores)"
+
+
+def _as_dict(config: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return dataclasses.asdict(config)
+    return dict(config)
 
 
 def write_run_files(out_dir: Path, method: str, config: Any, metrics: dict[str, Any], card: str) -> None:
     """config.json (resolved), metrics.json, and README.md (the model card)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    cfg = _as_dict(config)
     (out_dir / "config.json").write_text(json.dumps({"method": method, **cfg}, indent=2, default=str) + "\n")
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
     (out_dir / "README.md").write_text(card)
 
 
 def model_card(title: str, method: str, config: Any, metrics: dict[str, Any], data_lines: list[str],
-               notes: list[str] = ()) -> str:
-    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+               notes: Sequence[str] = ()) -> str:
+    cfg = _as_dict(config)
     hours = metrics.get("train_seconds", 0) / 3600
     lines = [
         f"# {title}", "",

@@ -119,7 +119,7 @@ def view(s: Session, conv: Conversation, user: User) -> dict[str, Any]:
     out = []
     for m in turns:
         siblings = [x.id for x in children(s, conv, m.parent_id)]
-        item = {"id": m.id, "parent_id": m.parent_id, "role": m.role, "content": m.content, "status": m.status,
+        item: dict[str, Any] = {"id": m.id, "parent_id": m.parent_id, "role": m.role, "content": m.content, "status": m.status,
                 "model": m.model, "siblings": siblings, "sibling_index": siblings.index(m.id)}
         if m.role == "assistant":
             item.update(html=render_markdown(m.content), input_tokens=m.input_tokens, output_tokens=m.output_tokens,

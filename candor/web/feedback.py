@@ -30,7 +30,7 @@ def leaderboard(store: Store) -> list[dict[str, Any]]:
     stats: dict[str, dict[str, int]] = defaultdict(lambda: {"votes": 0, "wins": 0, "losses": 0, "draws": 0})
     for v in votes:
         a, b = v.model_a, v.model_b
-        score_a = {"a": 1.0, "b": 0.0}.get(v.choice, 0.5)
+        score_a = {"a": 1.0, "b": 0.0}.get(v.choice or "", 0.5)
         for model, mine in ((a, score_a), (b, 1.0 - score_a)):
             st = stats[model]
             st["votes"] += 1
@@ -71,7 +71,9 @@ def export_pairs(store: Store) -> Iterator[dict[str, Any]]:
                 by_question[message.parent_id][rating.value].append((rating, message))
         for question_id, groups in by_question.items():
             question = s.get(ChatMessage, question_id)
-            conv = s.get(Conversation, question.conversation_id)
+            conv = s.get(Conversation, question.conversation_id) if question is not None else None
+            if question is None or conv is None:
+                continue
             prompt = prompt_text(s, conv, question)
             for (up, good), (down, bad) in itertools.product(groups[1], groups[-1]):
                 yield {"prompt": prompt, "chosen": " " + good.content.strip(), "rejected": " " + bad.content.strip(),

@@ -61,7 +61,7 @@ def current(store: Store, request: Request) -> tuple[User, WebSession] | None:
             return None
         user = s.get(User, row.user_id)
         s.expunge_all()
-        return user, row
+        return (user, row) if user is not None else None
 
 
 def require_user(store: Store, request: Request, *, admin: bool = False) -> tuple[User, WebSession]:

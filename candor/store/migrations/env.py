@@ -9,6 +9,8 @@ engine = config.attributes.get("engine")
 
 
 def run() -> None:
+    if engine is None:
+        raise RuntimeError("Candor's migrations run through candor.store.Store, which passes its engine")
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=Base.metadata,
                           render_as_batch=connection.dialect.name == "sqlite")
