@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from candor import __version__
 from candor.accounts.access import AccessControl
-from candor.api import admin, critique, files, messages, models, openai_chat, text_completions
+from candor.api import admin, critique, files, messages, models, moderations, openai_chat, text_completions
 from candor.api.errors import (
     ApiError,
     candor_error_handler,
@@ -29,6 +29,9 @@ from candor.api.text_check import require_valid_text
 from candor.documents.files import FileStore
 from candor.engine.hub import EngineHub
 from candor.errors import CandorError
+from candor.moderation.policy import Modes
+from candor.moderation.records import StoreRecorder
+from candor.moderation.service import REQUEST_ID, Moderator
 from candor.registry import load_registry
 from candor.store import Store, open_store
 from candor.web.throttle import SigninThrottle
@@ -52,6 +55,7 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         request_id = new_request_id()
+        REQUEST_ID.set(request_id)  # moderation decisions name the request
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         started = time.perf_counter()
@@ -122,9 +126,10 @@ class EdgeMiddleware:
 
 def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, no_auth: bool = False,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, store: Store | None = None,
-               host: str = "127.0.0.1") -> FastAPI:
+               host: str = "127.0.0.1", moderation: Modes | None = None) -> FastAPI:
     """`host` is the address the server is bound to: requests must name it (or localhost) in
-    their Host header, see candor.api.hosts."""
+    their Host header, see candor.api.hosts. `moderation`: the moderation modes (default: the
+    CANDOR_MODERATION settings, see candor.moderation.policy)."""
     host_policy = HostPolicy(host)
     hub = hub or EngineHub(load_registry())
     store = store or open_store()
@@ -142,10 +147,15 @@ def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, n
     app.state.no_auth = no_auth
     app.state.signin_throttle = SigninThrottle()
     app.state.files = FileStore(store)  # Files API uploads, kept in the database
+    # Moderation for every surface (serving reads it from the hub); a missing classifier file fails
+    # here, at start, naming the path. Decisions go to the store and /metrics.
+    app.state.moderator = hub.moderator = Moderator.from_settings(moderation)  # type: ignore[attr-defined]
+    if app.state.moderator is not None:
+        app.state.moderator.recorders += [StoreRecorder(store), app.state.metrics.moderation]
 
     secured = [Depends(require_key), Depends(require_valid_text)]
     for router in (messages.router, text_completions.router, openai_chat.router, models.router, admin.router,
-                   critique.router, files.router):
+                   critique.router, files.router, moderations.router):
         app.include_router(router, dependencies=secured)
 
     from fastapi.staticfiles import StaticFiles

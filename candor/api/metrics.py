@@ -19,6 +19,9 @@ class Metrics:
         self.tokens = Counter("candor_tokens_total", "Tokens processed", ["model", "direction"], registry=self.registry)
         self.ttft = Histogram("candor_time_to_first_token_seconds", "Time to first token", ["endpoint"],
                               buckets=BUCKETS, registry=self.registry)
+        self.moderation_decisions = Counter(
+            "candor_moderation_decisions_total", "Requests and answers the moderation classifier flagged, by action",
+            ["stage", "action", "category"], registry=self.registry)
         self.latency = Histogram("candor_request_latency_seconds", "Request latency", ["endpoint"],
                                  buckets=BUCKETS, registry=self.registry)
         hub_ref = hub
@@ -56,6 +59,11 @@ class Metrics:
         if gen.finish is not None:
             self.tokens.labels(gen.model.name, "output").inc(gen.finish.usage.output_tokens)
         request.state.generation_seconds = time.perf_counter() - gen.started
+
+    def moderation(self, event) -> None:
+        """A recorder for candor.moderation.service.Moderator: counts each flagged decision."""
+        d = event.decision
+        self.moderation_decisions.labels(d.stage, d.action, d.category or "none").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -37,7 +37,8 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("sexual/minors", re.compile(
         r"(\b(child|children|minor|underage|kid|teen|teenager|\d{1,2}[- ]year[- ]old|schoolgirl|pre-?teen)\w*\b"
         r".*\b(sex|sexual|porn|nude|naked|explicit|erotic|groom)\w*)|"
-        r"(\b(sex|sexual|porn|nude|naked|explicit|erotic)\w*\b.*\b(child|children|minor|underage|kid|teen)\w*)|"
+        r"(\b(sex|sexual|porn|nude|naked|explicit|erotic)\w*\b.*\b(child|children|minor|underage|kid|teen|"
+        r"\d{1,2}[- ]years?[- ]old)\w*)|"
         r"\b(groom(ing)? (a |the )?(child|kid|minor)|pedophil|paedophil|child porn|csam)", re.IGNORECASE)),
     ("self-harm", _words(r"suicid", r"self[- ]harm", r"kill (myself|themsel|yourself)", r"end (my|their|your) (own )?life",
                          r"hurt (myself|themselves|yourself)", r"cut(ting)? (myself|themselves|yourself)",

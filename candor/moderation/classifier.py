@@ -15,6 +15,7 @@ A missing or unreadable heads file is an error that names the path, never "every
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,35 @@ class Heads:
         return heads
 
 
+WINDOW_CHARS = 800  # a text up to this long is read whole (about 180 word pieces: inside the model's 256)
+CHUNK_CHARS = 400  # a longer one is read sentence by sentence (longer sentences cut at this length)
+MERGE_CHARS = 120  # short neighbouring sentences are read together up to this length
+_SENTENCE = re.compile(r"(?<=[.!?\n])\s+")
+
+
+def windows(text: str) -> list[str]:
+    """`text` whole, or cut into sentences (short neighbours merged, a sentence over CHUNK_CHARS
+    cut at spaces), so a request is not drowned by a long preamble around it."""
+    if len(text) <= WINDOW_CHARS:
+        return [text]
+    pieces: list[str] = []
+    for sentence in _SENTENCE.split(text):
+        while len(sentence) > CHUNK_CHARS:
+            cut = sentence.rfind(" ", 0, CHUNK_CHARS)
+            cut = cut if cut > 0 else CHUNK_CHARS
+            pieces.append(sentence[:cut])
+            sentence = sentence[cut:].lstrip()
+        if sentence.strip():
+            pieces.append(sentence)
+    out: list[str] = []
+    for piece in pieces:
+        if out and len(out[-1]) + 1 + len(piece) <= MERGE_CHARS:
+            out[-1] += " " + piece
+        else:
+            out.append(piece)
+    return out
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -135,7 +165,20 @@ class Classifier:
         return out
 
     def score_inputs(self, texts: list[str]) -> list[InputScore]:
+        """One score per text, read from its first 256 word pieces (see `score_long`)."""
         return self.score_vectors(self.embed(texts))
+
+    def score_long(self, texts: list[str]) -> list[InputScore]:
+        """One score per text of any length: a long text is read in overlapping windows and
+        scored by its most harmful window, so a request after a long preamble is not missed."""
+        spans = [windows(t) for t in texts]
+        flat = self.score_inputs([w for ws in spans for w in ws])
+        out, at = [], 0
+        for ws in spans:
+            part = flat[at:at + len(ws)]
+            at += len(ws)
+            out.append(max(part, key=lambda s: s.harmful))
+        return out
 
     # -- output --------------------------------------------------------------------------------
     def output_probs(self, prompt_vectors: np.ndarray, answer_vectors: np.ndarray) -> np.ndarray:

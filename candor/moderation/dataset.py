@@ -4,14 +4,16 @@ files, and the fixed train / validation / test split committed as ids.
 Input examples (request -> harmful or not, and a category when harmful):
 - harmful: AdvBench behaviours, HarmBench standard and contextual behaviours (the request alone;
   copyright behaviours left out), XSTest's 200 unsafe contrast prompts, and Candor's own red-team
-  requests (candor/data/alignment/red-team-requests.txt);
+  requests (candor/data/alignment/red-team-requests.txt and, by category,
+  candor/data/moderation/harmful-requests.txt);
 - harmless: XSTest's 250 safe prompts, the first human turn of hh-rlhf helpful-base rows, Candor's
   own safe-but-edgy requests and imperative-style harmless requests (candor/data/moderation/).
 
 Output examples (request, answer -> the answer gives harmful help or not):
 - harmful: AdvBench's target answers to its behaviours ("Sure, here is ...") and its harmful strings;
 - harmless: a harmful request paired with one of Candor's written refusals, and hh-rlhf helpful-base
-  first answers to their (harmless) requests.
+  first answers to their (harmless) requests. (hh-rlhf harmless-base answers labelled by the rule
+  judge were tried and left out: too many of its "compliance" labels there are apologies.)
 
 An example's id is `source:hash` (hash: candor.cai.splits.prompt_hash of the text), so the split
 file holds no text. Splits are drawn per source from the hash (70/15/15; XSTest 50/15/35 so that a
@@ -90,6 +92,9 @@ def input_examples(data_dir: str | Path | None = None, *, hh_limit: int = 1200) 
         out.append(Example("", "xstest", row["prompt"], int(harmful), category, kind=row["type"]))
     for text in own_lines(ALIGNMENT / "red-team-requests.txt"):
         out.append(Example("", "candor-red-team", text, 1, cats.keyword_category(text)))
+    for line in own_lines(DATA / "harmful-requests.txt"):
+        category, text = line.split("\t", 1)
+        out.append(Example("", "candor-harmful", text.strip(), 1, category))
     for text in own_lines(ALIGNMENT / "safe-edgy-requests.txt"):
         out.append(Example("", "candor-safe-edgy", text, 0))
     for text in own_lines(DATA / "benign-requests.txt"):

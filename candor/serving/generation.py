@@ -16,6 +16,7 @@ from candor.chat.render import Message
 from candor.chat.service import ChatParams, build_request, stream_chat
 from candor.engine.base import Event, Finish, TextDelta, Usage
 from candor.engine.hub import EngineHub, LoadedModel
+from candor.moderation.service import caller_of
 from candor.registry import ModelEntry
 
 
@@ -95,6 +96,7 @@ class Admitted:
     input_tokens: int
     gate: Gate | None = None
     critique: Any = None
+    moderator: Any = None  # candor.moderation.service.Moderator, from the hub (None: moderation off)
 
 
 async def admit_generation(hub: EngineHub, model_name: str, messages: Iterable[Message | Mapping[str, str]],
@@ -110,7 +112,7 @@ async def admit_generation(hub: EngineHub, model_name: str, messages: Iterable[M
     input_tokens = await model.engine.count_tokens(request.prompt)
     if gate is not None:
         await gate.admit(model.entry, input_tokens)
-    return Admitted(model, messages, system, params, input_tokens, gate, critique)
+    return Admitted(model, messages, system, params, input_tokens, gate, critique, getattr(hub, "moderator", None))
 
 
 async def begin_generation(admitted: Admitted) -> Generation:
@@ -120,6 +122,14 @@ async def begin_generation(admitted: Admitted) -> Generation:
     model, messages, system, params, critique = (admitted.model, admitted.messages, admitted.system,
                                                  admitted.params, admitted.critique)
     started = time.perf_counter()
+    moderator = admitted.moderator
+    caller = caller_of(admitted.gate)
+    if moderator is not None:  # a blocked request never reaches the engine
+        decision = await moderator.check_input(messages, caller, model.name)
+        if decision is not None and decision.action == "block":
+            refusal = Finish("refusal", Usage(admitted.input_tokens, 0))
+            return Generation(model=model, input_tokens=admitted.input_tokens, started=started, _first=None,
+                              _events=_replay(moderator.policy.message(decision), refusal))
     if critique is not None:
         from candor.cai.critique import self_critique
 
@@ -127,8 +137,9 @@ async def begin_generation(admitted: Admitted) -> Generation:
         if admitted.gate is not None:
             admitted.gate.charge_input(result.input_tokens)
         finish = Finish(result.stop_reason, Usage(result.input_tokens, result.output_tokens))  # type: ignore[arg-type]
-        return Generation(model=model, input_tokens=result.input_tokens, started=started, _first=None,
-                          _events=_replay(result.final, finish), critique=result, critique_settings=critique)
+        gen = Generation(model=model, input_tokens=result.input_tokens, started=started, _first=None,
+                         _events=_replay(result.final, finish), critique=result, critique_settings=critique)
+        return _moderate_output(gen, admitted, caller)
     events = stream_chat(model, messages, system, params)
     try:
         first = await events.__anext__()
@@ -138,6 +149,27 @@ async def begin_generation(admitted: Admitted) -> Generation:
     gen = Generation(model=model, input_tokens=admitted.input_tokens, started=started, _first=first, _events=events)
     if isinstance(first, TextDelta):
         gen.first_token_at = time.perf_counter()
+    return _moderate_output(gen, admitted, caller)
+
+
+def _moderate_output(gen: Generation, admitted: Admitted, caller: Any) -> Generation:
+    """Route the answer's events through the moderator's output check, when it is on."""
+    moderator = admitted.moderator
+    if moderator is None or moderator.output_mode(caller) == "off":
+        return gen
+
+    async def chain(first: Event | None, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        try:
+            if first is not None:
+                yield first
+            async for event in rest:
+                yield event
+        finally:
+            await rest.aclose()  # type: ignore[attr-defined]
+
+    first, gen._first = gen._first, None
+    gen._events = moderator.watch(chain(first, gen._events), admitted.messages, caller, gen.model.name,
+                                  gen.model.engine.count_tokens, admitted.input_tokens)
     return gen
 
 

@@ -218,3 +218,24 @@ class CritiqueRecord(Base):
     final: Mapped[str] = mapped_column(Text)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ModerationEvent(Base):
+    """A moderation decision on a request or an answer that the classifier flagged (candor.moderation):
+    what was decided and why, for review by admins. The judged text is kept only when the deployment
+    keeps conversation text (CANDOR_MODERATION_KEEP_TEXT), and is purged with it."""
+
+    __tablename__ = "moderation_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    model: Mapped[str] = mapped_column(String(120), default="")
+    stage: Mapped[str] = mapped_column(String(8))  # input | output
+    action: Mapped[str] = mapped_column(String(8))  # allow | flag | block (allow: flagged, moderation off for the key)
+    category: Mapped[str | None] = mapped_column(String(32))
+    score: Mapped[float] = mapped_column(Double)
+    threshold: Mapped[float] = mapped_column(Double)
+    text: Mapped[str | None] = mapped_column(Text)
+    reviewed: Mapped[bool] = mapped_column(default=False)

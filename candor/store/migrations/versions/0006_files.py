@@ -1,14 +1,14 @@
 """Files API uploads: metadata and bytes in one row (see candor/documents/files.py for why).
 
 Revision ID: 0006
-Revises: 0004 (0005 did not exist yet when this was written; re-chain after it once it lands)
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,85 @@
+"""Moderation decisions in the store (table `moderation_events`), for admins to review.
+
+The judged text is stored only when CANDOR_MODERATION_KEEP_TEXT=1 (a deployment that keeps
+conversation text may keep this too), and `purge_text` clears it after the same number of days
+the conversation retention uses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from sqlalchemy import select, update
+
+from candor.errors import InvalidRequestError
+from candor.moderation.service import Event_
+from candor.store import Store
+from candor.store.models import ModerationEvent
+
+
+def keep_text() -> bool:
+    return os.environ.get("CANDOR_MODERATION_KEEP_TEXT", "").strip().lower() in ("1", "true", "yes")
+
+
+class StoreRecorder:
+    """Writes each decision as a row (a thread: the store's drivers are synchronous)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.keep_text = keep_text()
+
+    async def __call__(self, event: Event_) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.write, event)
+
+    def write(self, event: Event_) -> None:
+        d = event.decision
+        with self.store.session() as session:
+            session.add(ModerationEvent(request_id=event.request_id, key_id=event.key_id, user_id=event.user_id,
+                                        model=event.model, stage=d.stage, action=d.action, category=d.category,
+                                        score=d.score, threshold=d.threshold,
+                                        text=event.text[:20_000] if self.keep_text else None))
+
+
+def list_events(store: Store, *, limit: int = 50, stage: str | None = None, unreviewed: bool = False,
+                before_id: int | None = None) -> list[dict[str, Any]]:
+    """Newest first."""
+    if not 1 <= limit <= 1000:
+        raise InvalidRequestError(f"must be 1..1000, got {limit}", field="limit")
+    if stage not in (None, "input", "output"):
+        raise InvalidRequestError(f"must be input or output, got {stage!r}", field="stage")
+    query = select(ModerationEvent).order_by(ModerationEvent.id.desc()).limit(limit)
+    if stage:
+        query = query.where(ModerationEvent.stage == stage)
+    if unreviewed:
+        query = query.where(ModerationEvent.reviewed.is_(False))
+    if before_id is not None:
+        query = query.where(ModerationEvent.id < before_id)
+    with store.session() as session:
+        return [_row(e) for e in session.scalars(query)]
+
+
+def mark_reviewed(store: Store, event_id: int) -> bool:
+    with store.session() as session:
+        result = session.execute(update(ModerationEvent).where(ModerationEvent.id == event_id).values(reviewed=True))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def purge_text(store: Store, days: int) -> int:
+    """Clear the judged text of decisions older than `days` (the conversation retention)."""
+    if days < 0:
+        raise InvalidRequestError(f"must be >= 0, got {days}", field="days")
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    with store.session() as session:
+        result = session.execute(update(ModerationEvent).where(ModerationEvent.created_at < cutoff)
+                                 .values(text=None))
+        return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+def _row(e: ModerationEvent) -> dict[str, Any]:
+    return {"id": e.id, "created_at": e.created_at.isoformat(), "request_id": e.request_id, "key_id": e.key_id,
+            "user_id": e.user_id, "model": e.model, "stage": e.stage, "action": e.action, "category": e.category,
+            "score": round(e.score, 4), "threshold": round(e.threshold, 4), "text": e.text, "reviewed": e.reviewed}

@@ -1,0 +1,189 @@
+"""Moderation at serving time: checks a request before the model sees it and an answer while it
+grows, applies the policy, and reports every decision to the recorders (store, metrics).
+
+Serving holds one `Moderator` per server (candor.serving.generation reads it from the hub). A
+blocked request never reaches the engine: the caller gets the policy's decline message as the
+answer. A blocked answer stops generating: the text already checked stays, the decline note is
+appended, and the stop reason is `refusal` (as Anthropic's API reports a classifier's stop).
+Streamed text is released only after the check that covers it, so the part of an answer that
+crossed the threshold is never sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from candor.engine.base import Event, Finish, TextDelta, Usage
+from candor.moderation.classifier import Classifier, Heads
+from candor.moderation.policy import Decision, Modes, Policy, load_policy, modes_from_env
+
+log = logging.getLogger(__name__)
+
+# The request being served, set by the API's edge middleware so decisions name it.
+REQUEST_ID: ContextVar[str | None] = ContextVar("candor_request_id", default=None)
+
+
+@dataclass(frozen=True)
+class Event_:  # noqa: N801 - a record, not an engine event
+    """One decision with who and what it was about, as handed to the recorders."""
+
+    decision: Decision
+    request_id: str | None
+    key_id: int | None
+    user_id: int | None
+    model: str
+    text: str  # the text judged (recorders keep it only under the retention rules)
+
+
+Recorder = Callable[[Event_], Awaitable[None] | None]
+
+
+def caller_of(gate: Any) -> Any:
+    """The KeyContext behind a generation's gate: the API's RequestGate keeps the request, the
+    chat page's PageGate the caller; None when there is no gate (CLI, evals)."""
+    if gate is None:
+        return None
+    caller = getattr(gate, "caller", None)
+    if caller is not None:
+        return caller
+    request = getattr(gate, "request", None)
+    return getattr(getattr(request, "state", None), "key", None)
+
+
+def request_text(messages: Iterable[Any]) -> str:
+    """What the input classifier reads: the last user turn (where a new request is made)."""
+    last = ""
+    for m in messages:
+        role = m.get("role") if isinstance(m, Mapping) else getattr(m, "role", None)
+        content = m.get("content") if isinstance(m, Mapping) else getattr(m, "content", "")
+        if role == "user":
+            last = content if isinstance(content, str) else str(content)
+    return last
+
+
+class Moderator:
+    def __init__(self, policy: Policy, classifier: Classifier):
+        self.policy = policy
+        self.classifier = classifier
+        self.recorders: list[Recorder] = []
+
+    @classmethod
+    def from_settings(cls, modes: Modes | None = None, heads_path: str | Path | None = None,
+                      policy_path: str | Path | None = None) -> Moderator | None:
+        """The deployment's moderator, or None when every mode (deployment, keys, users) is off.
+        A missing heads file raises here, at start, naming the path."""
+        import os
+
+        modes = modes or modes_from_env()
+        if not modes.any and not has_overrides(policy_path):
+            return None  # nothing to moderate: the classifier is not loaded
+        heads = Heads.load(Path(heads_path or os.environ.get("CANDOR_MODERATION_HEADS") or _default_heads()))
+        policy = load_policy(heads, policy_path, modes)
+        overrides = list(policy.keys.values()) + list(policy.users.values())
+        if not modes.any and not any(m.any for m in overrides):
+            return None
+        return cls(policy, Classifier(heads))
+
+    async def _emit(self, decision: Decision, caller: Any, model: str, text: str) -> None:
+        event = Event_(decision, REQUEST_ID.get(), getattr(caller, "key_id", None), getattr(caller, "user_id", None),
+                       model, text)
+        for recorder in self.recorders:
+            try:
+                result = recorder(event)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # a failing recorder must not turn into an answer nobody moderated
+                log.exception("moderation recorder failed")
+
+    async def check_input(self, messages: Iterable[Any], caller: Any, model: str) -> Decision | None:
+        """The decision on a request, or None when input moderation is off for this caller."""
+        mode = self.policy.modes_for(caller).input
+        if mode == "off":
+            return None
+        text = request_text(messages)
+        if not text.strip():
+            return None
+        score = (await asyncio.to_thread(self.classifier.score_long, [text]))[0]
+        decision = self.policy.decide_input(score, mode)
+        if decision.flagged:
+            await self._emit(decision, caller, model, text)
+        return decision
+
+    def output_mode(self, caller: Any) -> str:
+        return self.policy.modes_for(caller).output
+
+    async def watch(self, events: AsyncIterator[Event], messages: list[Any], caller: Any, model: str,
+                    count_tokens: Callable[[str], Awaitable[int]], input_tokens: int) -> AsyncIterator[Event]:
+        """`events` with the answer checked every `check_every_chars`; text is held back until the
+        check that covers it passed. On a block: close the engine's stream (stops generating),
+        append the decline note, finish with stop reason `refusal`."""
+        mode = self.output_mode(caller)
+        prompt = request_text(messages)
+        prompt_vec = (await asyncio.to_thread(self.classifier.embed, [prompt]))[0]
+        top = self.classifier.score_vectors(prompt_vec.reshape(1, -1))[0].top  # the category a block names
+        every, window = self.policy.check_every_chars, self.policy.window_chars
+        released, pending = "", ""
+        flagged_once = False
+
+        async def check(answer: str) -> Decision:
+            p = await asyncio.to_thread(self.classifier.score_output, prompt_vec, answer[-window:])
+            return self.policy.decide_output(p, top, mode)  # type: ignore[arg-type]
+
+        try:
+            async for event in events:
+                decision: Decision | None
+                if isinstance(event, TextDelta):
+                    pending += event.text
+                    if len(pending) < every:
+                        continue
+                    decision = await check(released + pending)
+                elif isinstance(event, Finish):
+                    decision = await check(released + pending) if pending.strip() else None
+                else:
+                    yield event
+                    continue
+                if decision is not None and decision.flagged and not flagged_once:
+                    flagged_once = True
+                    await self._emit(decision, caller, model, released + pending)
+                if decision is not None and decision.action == "block":
+                    note = ("\n\n" if released.strip() else "") + self.policy.message(decision)
+                    output_tokens = await count_tokens(released) if released else 0
+                    used = event.usage.input_tokens if isinstance(event, Finish) else input_tokens
+                    yield TextDelta(note)
+                    yield Finish("refusal", Usage(used, output_tokens))
+                    return
+                if pending:
+                    yield TextDelta(pending)
+                    released, pending = released + pending, ""
+                if isinstance(event, Finish):
+                    yield event
+                    return
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+
+
+def has_overrides(policy_path: str | Path | None = None) -> bool:
+    """Whether the policy file names keys or users (whose modes may turn moderation on)."""
+    import os
+    import tomllib
+
+    from candor.moderation.policy import POLICY_FILE
+
+    path = Path(policy_path or os.environ.get("CANDOR_MODERATION_POLICY") or POLICY_FILE)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return True  # let load_policy report the problem
+    return bool(doc.get("keys") or doc.get("users"))
+
+
+def _default_heads() -> Path:
+    from candor.moderation.classifier import HEADS_FILE
+
+    return HEADS_FILE
