@@ -118,6 +118,10 @@ async def place_documents(model: LoadedModel, messages: list[Message], system: s
     return placed, PlacedDocuments(placements, citer)
 
 
+def _feed(citer: Citer, text: str) -> list[Segment]:
+    return list(citer.feed(text))
+
+
 async def cited_frames(events: AsyncIterator[Any], citer: Citer) -> AsyncIterator[bytes]:
     """Content-block frames for a streamed answer whose sentences carry citations."""
     index, plain_open = -1, False
@@ -147,7 +151,7 @@ async def cited_frames(events: AsyncIterator[Any], citer: Citer) -> AsyncIterato
 
     async for event in events:
         if isinstance(event, TextDelta):
-            for seg in await asyncio.to_thread(lambda t=event.text: list(citer.feed(t))):
+            for seg in await asyncio.to_thread(_feed, citer, event.text):
                 for f in frames_for(seg):
                     yield f
     for seg in await asyncio.to_thread(lambda: list(citer.flush())):

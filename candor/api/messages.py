@@ -176,8 +176,9 @@ def _message_body(model: str, text: str, finish: Finish, input_tokens: int, exte
 async def _stream(body: MessagesRequest, gen: Generation, spec: FormatSpec | None, request: Request,
                   placed: PlacedDocuments | None = None):
     state = request.app.state
-    start = {"id": message_id(), "type": "message", "role": "assistant", "content": [], "model": body.model,
-             "stop_reason": None, "stop_sequence": None, "usage": _usage(gen.input_tokens, 1)}
+    start: dict[str, Any] = {"id": message_id(), "type": "message", "role": "assistant", "content": [],
+                             "model": body.model, "stop_reason": None, "stop_sequence": None,
+                             "usage": _usage(gen.input_tokens, 1)}
     if placed is not None:
         start["candor"] = placed.report()  # known before the answer: what went into the prompt
     try:

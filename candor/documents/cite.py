@@ -66,14 +66,15 @@ def segments_of(text: str) -> list[str]:
 def wire_citation(c: Candidate) -> dict:
     """The citation object of the Anthropic API for a supporting sentence."""
     d, doc = c.input, c.input.doc
+    unit = c.unit if c.unit is not None else 0  # set for pages and blocks, the only kinds that use it
     base = {"document_index": d.index, "document_title": d.title, "file_id": d.file_id}
     if d.citation_type == "page_location":
         return {"type": "page_location", "cited_text": doc.text[c.span.start:c.span.end], **base,
-                "start_page_number": c.unit, "end_page_number": c.unit + 1}
+                "start_page_number": unit, "end_page_number": unit + 1}
     if d.citation_type == "content_block_location":
-        unit = doc.units[c.unit]
-        return {"type": "content_block_location", "cited_text": doc.text[unit.start:unit.end], **base,
-                "start_block_index": c.unit, "end_block_index": c.unit + 1}
+        block = doc.units[unit]
+        return {"type": "content_block_location", "cited_text": doc.text[block.start:block.end], **base,
+                "start_block_index": unit, "end_block_index": unit + 1}
     return {"type": "char_location", "cited_text": doc.text[c.span.start:c.span.end], **base,
             "start_char_index": c.span.start, "end_char_index": c.span.end}
 

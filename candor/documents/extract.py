@@ -126,7 +126,9 @@ def from_text(text: str, kind: str = "text", *, limits: Limits = LIMITS, where: 
 
 def from_blocks(blocks: list[str], *, limits: Limits = LIMITS, where: str = "document") -> Document:
     """A custom-content document: each block is one citable unit, joined by blank lines."""
-    units, parts, pos = [], [], 0
+    units: list[Unit] = []
+    parts: list[str] = []
+    pos = 0
     for i, block in enumerate(blocks):
         if parts:
             parts.append("\n\n")

@@ -153,8 +153,10 @@ class FileStore:
 
     def delete(self, owner: str, file_id: str) -> None:
         with self.store.session() as s:
-            gone = s.execute(files.delete().where(files.c.id == file_id, files.c.owner == owner)).rowcount
-        if not gone:
+            gone = s.execute(sa.select(files.c.id).where(files.c.id == file_id, files.c.owner == owner)).first()
+            if gone is not None:
+                s.execute(files.delete().where(files.c.id == file_id))
+        if gone is None:
             raise NotFoundError(f"File `{file_id}` not found.", field="file_id")
 
     def list(self, owner: str, limit: int = 20, after: str | None = None, before: str | None = None,

@@ -17,9 +17,12 @@ from candor.documents.errors import DocumentError
 from candor.documents.index import IndexCache, PassageIndex, default_cache
 from candor.documents.passages import Passage
 
-# Retrieved passages fill at most this many tokens: the embedded 135M model answers better (and its
-# CPU prefill is faster) from a few focused passages than from a full 8K window of loosely related text.
-RETRIEVED_TOKENS = 3000
+# Retrieved passages fill at most max(RETRIEVED_TOKENS, window / 8) tokens. On the embedded 135M
+# model's 8K window that is 1,200 tokens (about seven passages): it answers better from a few focused
+# passages than from a full window of loosely related text, and a CPU prefill of 1,200 tokens keeps
+# the time to first token to a few seconds (benchmarks/documents.py: recall@5 of the needle passage
+# was 1.0). A model with a 100K window gets 12,500 tokens of passages when a document exceeds it.
+RETRIEVED_TOKENS = 1200
 MIN_ROOM = 32  # fewer free tokens than this for passages: refuse rather than answer from nothing
 Measure = Callable[[dict[int, str]], Awaitable[int]]  # documents text per message -> prompt tokens
 Count = Callable[[str], Awaitable[int]]
@@ -92,9 +95,9 @@ def prefixes(placements: list[Placement]) -> dict[int, str]:
 
 
 async def pack(inputs: list[DocumentInput], question: str, window: int, measure: Measure, count: Count,
-               cache: IndexCache | None = None, limit: int = RETRIEVED_TOKENS) -> list[Placement]:
+               cache: IndexCache | None = None, limit: int | None = None) -> list[Placement]:
     """Placements for `inputs` so that the whole prompt takes at most `window` tokens (the context
-    window less max_tokens)."""
+    window less max_tokens); retrieved passages take at most `limit` tokens (see RETRIEVED_TOKENS)."""
     cache = cache or default_cache()
     indexes = [await asyncio.to_thread(cache.get, d.doc) for d in inputs]
     whole = [Placement(d, "whole", ix, list(ix.passages), hit) for d, (ix, hit) in zip(inputs, indexes)]
@@ -105,7 +108,7 @@ async def pack(inputs: list[DocumentInput], question: str, window: int, measure:
     if room < MIN_ROOM:
         raise DocumentError(f"the conversation leaves {max(room, 0)} tokens of the context window for document "
                             f"passages; shorten it or lower max_tokens", field="messages")
-    budget = min(room, limit)
+    budget = min(room, limit if limit is not None else max(RETRIEVED_TOKENS, window // 8))
     ranked: list[tuple[float, int, int]] = []  # (-score, document, passage)
     for k, pl in enumerate(placements):
         for i, score in await asyncio.to_thread(pl.index.search, question, cache.stats):

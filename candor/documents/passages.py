@@ -73,7 +73,8 @@ def sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
 
 
 def split(doc: Document, target: int = TARGET_CHARS) -> list[Passage]:
-    regions = [(u.number, u.start, u.end) for u in doc.units] or [(None, 0, len(doc.text))]
+    regions: list[tuple[int | None, int, int]] = [(u.number, u.start, u.end) for u in doc.units]
+    regions = regions or [(None, 0, len(doc.text))]
     passages: list[Passage] = []
     for unit, start, end in regions:
         group: list[Span] = []

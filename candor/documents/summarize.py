@@ -85,7 +85,8 @@ async def summarize(model: LoadedModel, doc: Document, max_tokens: int = 300, ch
         if progress:
             progress("map", i, len(chunks))
         text = doc.text[chunk[0].start:chunk[-1].end]
-        pages = (chunk[0].unit, chunk[-1].unit) if doc.kind == "pdf" else None
+        first, last = chunk[0].unit, chunk[-1].unit
+        pages = (first, last) if first is not None and last is not None else None
         summaries.append(ChunkSummary(chunk[0].start, chunk[-1].end, pages,
                                       await _answer(model, MAP_PROMPT.format(text=text), max_tokens // 2)))
     if progress:
@@ -102,7 +103,10 @@ async def summarize(model: LoadedModel, doc: Document, max_tokens: int = 300, ch
                 progress("reduce", 1, 1)
             return Summary(final, "map-reduce", tuple(summaries))
         rounds += 1
-        groups, group, used = [], [], 0  # reduce in groups that fit, then summarise the group summaries
+        # reduce in groups that fit, then summarise the group summaries
+        groups: list[list[str]] = []
+        group: list[str] = []
+        used = 0
         for item in layer:
             cost = await count(item) + 2
             if group and used + cost > window:

@@ -7,7 +7,7 @@
     candor report --diff runs/a/gsm8k runs/b/gsm8k
 
 One file per eval family (gsm8k, humaneval, mmlu, truthfulqa, bbq, harmlessness, overrefusal,
-longcontext, formats), each with a small config dataclass; task.py holds what they share,
+longcontext, docqa, formats), each with a small config dataclass; task.py holds what they share,
 models.py the model interface (in process or over an Anthropic/OpenAI-compatible API),
 runner.py the resumable runner, sandbox.py the code sandbox, judge.py the refusal judge,
 data.py where data sets are found, report.py the report card.
@@ -31,6 +31,7 @@ TASKS = {
     "harmlessness-jailbreak": "harmlessness:HarmlessnessJailbreak",
     "over-refusal": "overrefusal:OverRefusal",
     "long-context": "longcontext:LongContext",
+    "doc-qa": "docqa:DocQA",
     "formats": "formats:Formats",
 }
 
