@@ -83,8 +83,9 @@ def result_of(score, policy) -> dict[str, Any]:
     decision = policy.decide_input(score, "flag")
     ours = {c: round(score.categories[c], 6) for c in CATEGORIES}
     flagged_cats = {c: decision.flagged and c == score.top for c in CATEGORIES}
-    scores = {**{name: max(ours[c] for c in cs) for name, cs in OPENAI_NAMES.items()}, **ours}
-    categories = {**{name: any(flagged_cats[c] for c in cs) for name, cs in OPENAI_NAMES.items()}, **flagged_cats}
+    # OpenAI's names win where they coincide with Candor's (OpenAI's "violence" covers weapons too)
+    scores = {**ours, **{name: max(ours[c] for c in cs) for name, cs in OPENAI_NAMES.items()}}
+    categories = {**flagged_cats, **{name: any(flagged_cats[c] for c in cs) for name, cs in OPENAI_NAMES.items()}}
     return {"flagged": decision.flagged, "categories": categories, "category_scores": scores,
             "category_applied_input_types": {name: ["text"] for name in scores},
             "candor": {"harmful": round(score.harmful, 6), "threshold": round(decision.threshold, 4),

@@ -59,6 +59,9 @@ def serve(host, port, api_keys, no_auth, preload, models_file, max_body_bytes, w
     if workers < 1:
         raise InvalidRequestError(f"must be >= 1, got {workers}", field="--workers")
     SigninThrottle()  # a bad CANDOR_SIGNIN_* setting fails here, before any worker starts
+    from candor.moderation.service import Moderator
+
+    Moderator.from_settings()  # so do bad CANDOR_MODERATION* settings and a missing classifier file
     registry = load_registry(models_file)  # a broken registry fails here, before any worker starts
     store = open_store()  # migrations run once, before the workers start
     with store.session() as session:
