@@ -101,3 +101,23 @@ def test_missing_classifier_file_stops_the_server_at_start(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert str(missing) in proc.stderr
+
+
+def test_personal_data_is_counted_and_never_in_usage_records(server, client):
+    import os
+
+    from sqlalchemy import text
+
+    from candor.store import Store
+
+    email = "jane.moderation-test@example.com"
+    r = httpx.post(f"{server}/v1/moderations", json={"input": f"Write to {email} or call (415) 555-2671"},
+                   headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+    assert r.json()["results"][0]["candor"]["pii"] == {"email": 1, "phone": 1}
+    client.messages.create(model="candor-instant", max_tokens=5, extra_body={"temperature": 0},
+                           messages=[{"role": "user", "content": f"My e-mail is {email}. Say hello."}])
+    store = Store(os.environ["CANDOR_DATABASE_URL"])  # the server's database (conftest sets it for both)
+    with store.engine.connect() as connection:
+        rows = [tuple(row) for row in connection.execute(text("SELECT * FROM usage"))]
+    store.dispose()
+    assert rows and not any(email in str(row) or "555-2671" in str(row) for row in rows)

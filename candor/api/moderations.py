@@ -79,7 +79,7 @@ def _classifier(request: Request):
     return clf, load_policy(clf.heads, modes=Modes())
 
 
-def result_of(score, policy) -> dict[str, Any]:
+def result_of(score: Any, policy: Any, text: str) -> dict[str, Any]:
     decision = policy.decide_input(score, "flag")
     ours = {c: round(score.categories[c], 6) for c in CATEGORIES}
     flagged_cats = {c: decision.flagged and c == score.top for c in CATEGORIES}
@@ -89,7 +89,17 @@ def result_of(score, policy) -> dict[str, Any]:
     return {"flagged": decision.flagged, "categories": categories, "category_scores": scores,
             "category_applied_input_types": {name: ["text"] for name in scores},
             "candor": {"harmful": round(score.harmful, 6), "threshold": round(decision.threshold, 4),
-                       "top_category": score.top}}
+                       "top_category": score.top, "pii": pii_counts(text)}}
+
+
+def pii_counts(text: str) -> dict[str, int]:
+    """How many e-mail addresses, phone numbers... the text holds (candor.moderation.pii)."""
+    from candor.moderation.pii import find
+
+    counts: dict[str, int] = {}
+    for f in find(text):
+        counts[f.kind] = counts.get(f.kind, 0) + 1
+    return counts
 
 
 @router.post("/v1/moderations")
@@ -98,7 +108,7 @@ async def moderations(body: ModerationRequest, request: Request) -> dict[str, An
     clf, policy = _classifier(request)
     scores = await asyncio.to_thread(clf.score_long, texts)
     return {"id": "modr-" + uuid.uuid4().hex[:24], "model": MODEL_NAME,
-            "results": [result_of(s, policy) for s in scores]}
+            "results": [result_of(s, policy, t) for s, t in zip(scores, texts)]}
 
 
 @router.get("/v1/admin/moderation/events")

@@ -53,6 +53,17 @@ def eval_command(heads, data_dir, split):
     click.echo(json.dumps(evaluate(heads or HEADS_FILE, data_dir, split), indent=1))
 
 
+@moderation.command("redact-stored")
+@handle_errors
+def redact_stored_command():
+    """Redact e-mail addresses, phone, card and national id numbers and street addresses from the
+    stored conversations (and kept moderation texts); run it on a schedule for CANDOR_PII_REDACT=stored."""
+    from candor.moderation.records import redact_stored
+    from candor.store import open_store
+
+    click.echo(f"redacted {redact_stored(open_store())} stored texts")
+
+
 @moderation.command("check")
 @click.argument("texts", nargs=-1, required=True)
 @handle_errors

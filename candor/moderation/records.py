@@ -79,6 +79,25 @@ def purge_text(store: Store, days: int) -> int:
         return result.rowcount or 0  # type: ignore[attr-defined]
 
 
+def redact_stored(store: Store) -> int:
+    """Redact personal data (candor.moderation.pii) from every stored conversation turn and kept
+    moderation text; the number of rows changed."""
+    from candor.moderation.pii import redact
+    from candor.store.models import ChatMessage
+
+    changed = 0
+    with store.session() as session:
+        for message in session.scalars(select(ChatMessage)):
+            clean = redact(message.content)
+            if clean != message.content:
+                message.content, changed = clean, changed + 1
+        for event in session.scalars(select(ModerationEvent).where(ModerationEvent.text.is_not(None))):
+            clean = redact(event.text or "")
+            if clean != event.text:
+                event.text, changed = clean, changed + 1
+    return changed
+
+
 def _row(e: ModerationEvent) -> dict[str, Any]:
     return {"id": e.id, "created_at": e.created_at.isoformat(), "request_id": e.request_id, "key_id": e.key_id,
             "user_id": e.user_id, "model": e.model, "stage": e.stage, "action": e.action, "category": e.category,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +68,10 @@ def request_text(messages: Iterable[Any]) -> str:
 
 
 class Moderator:
-    def __init__(self, policy: Policy, classifier: Classifier):
+    def __init__(self, policy: Policy, classifier: Classifier, redact_answers: bool = False):
         self.policy = policy
         self.classifier = classifier
+        self.redact_answers = redact_answers  # CANDOR_PII_REDACT=answers (candor.moderation.pii)
         self.recorders: list[Recorder] = []
 
     @classmethod
@@ -80,15 +81,26 @@ class Moderator:
         A missing heads file raises here, at start, naming the path."""
         import os
 
+        from candor.moderation.pii import redact_targets
+
         modes = modes or modes_from_env()
-        if not modes.any and not has_overrides(policy_path):
+        redact_answers = "answers" in redact_targets()
+        if not modes.any and not redact_answers and not has_overrides(policy_path):
             return None  # nothing to moderate: the classifier is not loaded
         heads = Heads.load(Path(heads_path or os.environ.get("CANDOR_MODERATION_HEADS") or _default_heads()))
         policy = load_policy(heads, policy_path, modes)
         overrides = list(policy.keys.values()) + list(policy.users.values())
-        if not modes.any and not any(m.any for m in overrides):
+        if not modes.any and not redact_answers and not any(m.any for m in overrides):
             return None
-        return cls(policy, Classifier(heads))
+        return cls(policy, Classifier(heads), redact_answers)
+
+    def redact(self, events: AsyncGenerator[Event, None]) -> AsyncGenerator[Event, None]:
+        """`events` with personal data redacted from the answer, when the deployment asks for it."""
+        if not self.redact_answers:
+            return events
+        from candor.moderation.pii import redact_stream
+
+        return redact_stream(events)
 
     async def _emit(self, decision: Decision, caller: Any, model: str, text: str) -> None:
         event = Event_(decision, REQUEST_ID.get(), getattr(caller, "key_id", None), getattr(caller, "user_id", None),

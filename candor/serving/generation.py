@@ -153,9 +153,10 @@ async def begin_generation(admitted: Admitted) -> Generation:
 
 
 def _moderate_output(gen: Generation, admitted: Admitted, caller: Any) -> Generation:
-    """Route the answer's events through the moderator's output check, when it is on."""
+    """Route the answer's events through the moderator's output check (when it is on) and its
+    personal-data redaction (when the deployment asks for it)."""
     moderator = admitted.moderator
-    if moderator is None or moderator.output_mode(caller) == "off":
+    if moderator is None:
         return gen
 
     async def chain(first: Event | None, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
@@ -168,8 +169,11 @@ def _moderate_output(gen: Generation, admitted: Admitted, caller: Any) -> Genera
             await rest.aclose()  # type: ignore[attr-defined]
 
     first, gen._first = gen._first, None
-    gen._events = moderator.watch(chain(first, gen._events), admitted.messages, caller, gen.model.name,
-                                  gen.model.engine.count_tokens, admitted.input_tokens)
+    events = chain(first, gen._events)
+    if moderator.output_mode(caller) != "off":
+        events = moderator.watch(events, admitted.messages, caller, gen.model.name,
+                                 gen.model.engine.count_tokens, admitted.input_tokens)
+    gen._events = moderator.redact(events)
     return gen
 
 
