@@ -194,3 +194,21 @@ async def _count_len(t: str) -> int:
 
 async def _measure_len(prefixes: dict[int, str]) -> int:
     return sum(len(t) for t in prefixes.values()) // 4 + 20
+
+
+def test_an_edit_changes_only_nearby_passages_and_reuses_vectors():
+    sentences = [f"Line {i} notes that the {['north', 'south', 'east'][i % 3]} field had {i % 7} sheep today."
+                 for i in range(400)]
+    before = " ".join(sentences)
+    after = " ".join(sentences[:200] + ["The secret launch code is PELICAN-7."] + sentences[200:])
+    old = {before[p.start:p.end] for p in split(from_text(before))}
+    new = [after[p.start:p.end] for p in split(from_text(after))]
+    changed = [t for t in new if t not in old]
+    assert len(new) > 40 and 1 <= len(changed) <= 4
+    cache = IndexCache()
+    first, _ = cache.get(from_text(before))
+    first.vectors(cache.stats)
+    embedded = cache.stats.embedded
+    second, hit = cache.get(from_text(after))
+    second.vectors(cache.stats)
+    assert not hit and cache.stats.embedded - embedded == len(changed)  # only the new passages were embedded

@@ -9,6 +9,7 @@ retrieval is BM25 alone and says so (`PassageIndex.dense` is False).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -24,7 +25,7 @@ from candor.documents.passages import TARGET_CHARS, Passage, split
 
 log = logging.getLogger(__name__)
 RRF_K = 60  # reciprocal rank fusion's usual constant
-VERSION = f"v1-{TARGET_CHARS}"  # part of the cache key: a different passage split is a different index
+VERSION = f"v2-{TARGET_CHARS}"  # part of the cache key: a different passage split is a different index
 
 
 def dense_encoder():
@@ -46,7 +47,7 @@ class Stats:
 
 
 class PassageIndex:
-    def __init__(self, doc: Document, cache_dir: Path | None = None):
+    def __init__(self, doc: Document, cache_dir: Path | None = None, memo: VectorMemo | None = None):
         import bm25s
 
         self.doc = doc
@@ -57,6 +58,7 @@ class PassageIndex:
         self._bm25.index(bm25s.tokenize(self.texts, stopwords="en", show_progress=False), show_progress=False)
         self._vectors: np.ndarray | None = None
         self._cache_dir = cache_dir
+        self._memo = memo
         self._lock = threading.Lock()
         self.dense = True
 
@@ -81,9 +83,13 @@ class PassageIndex:
             if enc is None:
                 self.dense = False
                 return None
-            self._vectors = enc.encode(self.texts)
+            if self._memo is None:
+                self._vectors = enc.encode(self.texts)
+                embedded = len(self.texts)
+            else:
+                self._vectors, embedded = self._memo.encode(enc, self.texts)
             if stats is not None:
-                stats.embedded += len(self.texts)
+                stats.embedded += embedded
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
@@ -120,6 +126,32 @@ class PassageIndex:
         return [(int(i), float(fused[i])) for i in ranked]
 
 
+class VectorMemo:
+    """Vectors of recently embedded passages by the hash of their text, so documents that share
+    passages (versions of one file, a haystack with its needle moved) embed only what is new."""
+
+    def __init__(self, size: int = 50_000):  # 384 float32s each: about 77 MB when full
+        self.size = size
+        self._items: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode(self, enc, texts: list[str]) -> tuple[np.ndarray, int]:
+        """Vectors for `texts` and how many had to be embedded."""
+        keys = [hashlib.sha1(t.encode("utf-8", "surrogatepass")).digest() for t in texts]
+        with self._lock:
+            missing = [i for i, k in enumerate(keys) if k not in self._items]
+        fresh = enc.encode([texts[i] for i in missing]) if missing else np.zeros((0, 384), dtype=np.float32)
+        with self._lock:
+            for row, i in enumerate(missing):
+                self._items[keys[i]] = fresh[row]
+            out = np.stack([self._items[k] for k in keys]) if keys else np.zeros((0, 384), dtype=np.float32)
+            for k in keys:
+                self._items.move_to_end(k)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return out.astype(np.float32, copy=False), len(missing)
+
+
 class IndexCache:
     """The last `size` indexes by content hash; `stats` counts builds, embeddings and hits."""
 
@@ -127,6 +159,7 @@ class IndexCache:
         self.size = size
         self.cache_dir = cache_dir
         self.stats = Stats()
+        self.memo = VectorMemo()
         self._items: OrderedDict[str, PassageIndex] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -139,7 +172,7 @@ class IndexCache:
                 self._items.move_to_end(key)
                 self.stats.hits += 1
                 return found, True
-        index = PassageIndex(doc, self.cache_dir)
+        index = PassageIndex(doc, self.cache_dir, self.memo)
         with self._lock:
             self._items[key] = index
             self.stats.built += 1

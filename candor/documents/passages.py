@@ -2,12 +2,17 @@
 `cited_text` is `text[start:end]`: a verbatim span of what was sent or extracted.
 
 Passages group whole sentences up to a target size and never cross a page or block boundary, so
-each passage belongs to exactly one page (PDF) or block (custom content).
+each passage belongs to exactly one page (PDF) or block (custom content). Where a passage ends
+depends on the sentences themselves, not only on a running length: past half the target, a
+passage also ends before an "anchor" sentence (a quarter of sentences, chosen by a hash of their
+text). So an edit to one place of a document (an inserted sentence) changes only the passages
+around it; the rest split identically and their cached vectors are reused.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 
 from candor.documents.extract import Document
@@ -79,7 +84,9 @@ def split(doc: Document, target: int = TARGET_CHARS) -> list[Passage]:
     for unit, start, end in regions:
         group: list[Span] = []
         for sentence in sentences(doc.text, start, end):
-            if group and sentence.end - group[0].start > target:
+            size = sentence.end - group[0].start if group else 0
+            anchor = zlib.crc32(doc.text[sentence.start:sentence.end].encode("utf-8", "replace")) % 4 == 0
+            if group and (size > target or (anchor and sentence.start - group[0].start >= target // 2)):
                 passages.append(Passage(len(passages), group[0].start, group[-1].end, unit, tuple(group)))
                 group = []
             group.append(sentence)

@@ -9,6 +9,11 @@ what it writes. The grid is every length in `lengths` that fits the model's cont
 prompt, measured with the model's own tokenizer where it has one (else estimated at 4 characters
 per token). Lengths that do not fit are listed as skipped. The 100K-token cell exists only for a
 model whose window allows it (Claude 2 was launched with 100K).
+
+With `path=documents` the haystack goes through Candor's document path instead (in process only):
+it is a document and the question the user's text, so lengths beyond the window (10K, 50K, 100K,
+200K tokens) are answered from retrieved passages, exactly as the API would; each record also says
+whether retrieval put the needle into the prompt.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from candor.errors import InvalidRequestError
 from candor.evals import stats
 from candor.evals.models import EvalModel, Prompt
 from candor.evals.task import Item, Task, csv_list, opt
@@ -44,6 +50,8 @@ class LongContextConfig:
     depths: str = opt("0,0.25,0.5,0.75,1", "comma-separated needle positions, 0 (start) to 1 (end)")
     repeats: int = opt(1, "needles per (length, depth) cell, each a different city and number")
     max_tokens: int = opt(16, "most tokens for the answer")
+    path: str = opt("prompt", "'prompt': the haystack in the prompt (lengths up to the window); 'documents': the "
+                    "haystack as a document through the document path (retrieval beyond the window; in process)")
 
 
 def filler(n: int, seed: int = 0) -> list[str]:
@@ -72,12 +80,18 @@ class LongContext(Task):
     primary = "recall"
 
     async def prepare(self, model: EvalModel) -> None:
+        if self.config.path not in ("prompt", "documents"):
+            raise InvalidRequestError(f"must be 'prompt' or 'documents', got {self.config.path!r}", field="path")
+        if self.config.path == "documents" and getattr(model, "loaded", None) is None:
+            raise InvalidRequestError("path=documents runs in process (the document path is Candor's own)",
+                                      field="path")
         window = model.context_window
         room = self.config.max_tokens + 16
         names = csv_list(self.config.lengths)
         wanted = sorted({int(x) for x in names if x != "max"} | ({window - room} if "max" in names and window else set()))
         self.resolved["context_window"] = window
-        self.resolved["lengths"] = [n for n in wanted if window is None or n + room <= window]
+        documents = self.config.path == "documents"  # retrieval: no length is too long
+        self.resolved["lengths"] = [n for n in wanted if documents or window is None or n + room <= window]
         self.resolved["skipped_lengths"] = [n for n in wanted if n not in self.resolved["lengths"]]
         self.resolved["tokens_per_sentence"] = await self._tokens_per_sentence(model)
         self._sentences: dict[int, list[str]] = {}
@@ -120,12 +134,33 @@ class LongContext(Task):
         length, depth = item.data["length"], item.data["depth"]
         city, number = needle_for(item.id, seed)
         prompt = build(await self.haystack(model, length, seed), depth, city, number)
+        extra: dict[str, Any] = {}
+        if self.config.path == "documents":
+            prompt, extra = await self.through_documents(model, prompt, city)
         c = await model.generate(prompt, max_tokens=self.config.max_tokens, temperature=0.0, stop=["\n"])
         answer = c.text.removeprefix(prompt.prefill)
         found = number in answer.replace(",", "").replace(" ", "")
         return {"prompt": f"[{length}-token haystack, needle at depth {depth:g}] {prompt.messages[0]['content'][-120:]}",
                 "answer": c.text, "target": number, "length": length, "depth": depth,
-                "prompt_tokens": c.input_tokens, "score": float(found)}
+                "prompt_tokens": c.input_tokens, "score": float(found), **extra}
+
+    async def through_documents(self, model: EvalModel, prompt: Prompt, city: str) -> tuple[Prompt, dict[str, Any]]:
+        """The same haystack and question, placed by the document path (whole or retrieved)."""
+        from candor.chat.render import Message
+        from candor.documents.blocks import DocumentInput
+        from candor.documents.extract import from_text
+        from candor.documents.place import place
+
+        text = prompt.messages[0]["content"]
+        haystack = text[text.index("<document>\n") + 11:text.index("\n</document>")]
+        question = f"What is the special magic number for {city} mentioned in the document?"
+        doc = DocumentInput(0, 0, from_text(haystack), None, None, False)
+        turns = [Message("user", question), Message("assistant", prompt.prefill)]
+        placed, placements = await place(model.loaded, turns, None, [doc],  # type: ignore[attr-defined]
+                                         self.config.max_tokens)
+        needle = next(s for s in haystack.split(". ") if s.startswith("The special magic number"))
+        return (Prompt(tuple({"role": m.role, "content": m.content} for m in placed)),
+                {"mode": placements[0].mode, "retrieved": float(needle in placed[0].content)})
 
     def aggregate(self, records):
         lengths = sorted({r["length"] for r in records})
@@ -133,6 +168,9 @@ class LongContext(Task):
         grid = {str(n): {f"{d:g}": stats.mean([r["score"] for r in records if r["length"] == n and r["depth"] == d])
                          for d in depths} for n in lengths}
         metrics = {"recall": stats.share([r["score"] for r in records], help="needles found, whole grid")}
+        if any("retrieved" in r for r in records):
+            metrics["retrieval"] = stats.share([r.get("retrieved", 0.0) for r in records],
+                                               help="needles that retrieval put into the prompt")
         for n in lengths:
             metrics[f"recall@{n}"] = stats.share([r["score"] for r in records if r["length"] == n],
                                                  help=f"needles found in {n}-token prompts")
