@@ -12,6 +12,7 @@ class CandorError(Exception):
 
     error_type = "api_error"
     status_code = 500
+    error_code: str | None = None  # a finer code for clients (the API's error.details.error_code)
 
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)

@@ -162,3 +162,45 @@ def test_openai_file_parts_pdf_and_text(oai):
     with pytest.raises(openai.BadRequestError, match="file_data"):
         oai.chat.completions.create(model="candor-instant", max_tokens=5, messages=[
             {"role": "user", "content": [{"type": "file", "file": {}}, question]}])
+
+
+def test_two_documents_replayed_turns_and_plain_streaming(client):
+    pets = "Cats purr when they are content. Dogs wag their tails."
+    msg = ask(client, text_doc(pets, title="Pets", citations={"enabled": True}),
+              text_doc(NOTES, title="Island notes", citations={"enabled": True}),
+              {"type": "text", "text": "What was the name of the lighthouse keeper?"})
+    cited = [c for b in msg.content for c in (b.citations or [])]
+    assert cited and all(c.document_index == 1 and c.document_title == "Island notes" for c in cited)
+    assert [d["index"] for d in msg.model_extra["candor"]["documents"]] == [0, 1]
+    # The SDK's own response content, citations and all, sent back as the assistant's turn.
+    follow = client.messages.create(model="candor-instant", max_tokens=20, extra_body=GREEDY, messages=[
+        {"role": "user", "content": [text_doc(NOTES, citations={"enabled": True}),
+                                     {"type": "text", "text": "What was the name of the lighthouse keeper?"}]},
+        {"role": "assistant", "content": [b.model_dump() for b in msg.content]},
+        {"role": "user", "content": "Thank you. Say goodbye."}])
+    assert follow.stop_reason in ("end_turn", "max_tokens") and follow.content
+    with client.messages.stream(model="candor-instant", max_tokens=20, extra_body=GREEDY, messages=[
+            {"role": "user", "content": [text_doc(NOTES), {"type": "text", "text": "How many goats?"}]}]) as s:
+        pieces = list(s.text_stream)
+        final = s.get_final_message()
+    assert len(pieces) >= 2 and len(final.content) == 1 and not final.content[0].citations  # token by token
+    assert final.model_extra["candor"]["documents"][0]["mode"] == "whole"
+
+
+@pytest.mark.slow
+def test_sdk_script_with_a_100k_token_document_and_a_pdf(client):
+    """The issue's acceptance script: a 100K-token text document and a PDF, citations on."""
+    doc = long_document(3100, paragraphs=4400)
+    data = base64.b64encode(pdf([["Meadows roll under a grey sky."], FACTS])).decode()
+    assert client.messages.count_tokens(model="candor-instant", messages=[
+        {"role": "user", "content": [text_doc(doc), {"type": "text", "text": "x"}]}]).input_tokens >= 100_000
+    msg = client.messages.create(model="candor-instant", max_tokens=40, extra_body=GREEDY, timeout=900, messages=[
+        {"role": "user", "content": [
+            text_doc(doc, title="Log", citations={"enabled": True}),
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": data},
+             "title": "Island", "citations": {"enabled": True}},
+            {"type": "text", "text": "What is the secret launch code of the observatory?"}]}])
+    cited = [c for b in msg.content for c in (b.citations or [])]
+    assert any(c.document_index == 0 and "PELICAN-7" in c.cited_text for c in cited), msg.content
+    report = msg.model_extra["candor"]["documents"]
+    assert report[0]["mode"] == "retrieved" and msg.usage.input_tokens < 8192

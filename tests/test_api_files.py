@@ -105,3 +105,47 @@ def test_file_document_is_cited_with_its_file_id(server, keys):
     cited = [c for b in msg.content for c in (b.citations or [])]
     assert cited and cited[0].type == "page_location" and cited[0].file_id == meta.id
     assert cited[0].start_page_number == 2 and cited[0].cited_text in FACTS
+
+
+def test_expired_files_keep_their_metadata_but_not_their_content(tmp_path):
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from candor.documents.files import FileStore, files
+    from candor.errors import NotFoundError
+    from candor.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'files.db'}")
+    fs = FileStore(store)
+    meta = fs.create("key:1", None, "n.txt", "text/plain", b"Goats: 42.", expires_in=3600)
+    with store.session() as s:
+        s.execute(sa.update(files).values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+    assert fs.get("key:1", meta.id).expired()
+    assert [m.id for m in fs.list("key:1")[0]] == [meta.id]
+    with pytest.raises(NotFoundError, match="expired"):
+        fs.content("key:1", meta.id)
+    with pytest.raises(NotFoundError, match="expired"):
+        fs.resolve("key:1", meta.id, "messages.0.content.0.source.file_id")
+
+
+def test_expired_file_download_says_file_expired(server, keys):
+    import datetime as dt
+    import os
+
+    import sqlalchemy as sa
+
+    from candor.documents.files import files
+    from candor.store import open_store
+
+    alice = sdk(server, keys[0])
+    meta = alice.files.upload(file=("soon.txt", b"Goats: 42.", "text/plain"), expires_in_seconds=3600)
+    store = open_store(os.environ["CANDOR_DATABASE_URL"], migrate=False)  # the server's database
+    with store.session() as s:
+        s.execute(sa.update(files).where(files.c.id == meta.id)
+                  .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+    store.dispose()
+    with pytest.raises(anthropic.NotFoundError) as info:
+        alice.files.download(meta.id)
+    assert info.value.error_code == "file_expired"  # from error.details.error_code
+    assert alice.files.retrieve_metadata(meta.id).id == meta.id  # metadata stays readable

@@ -29,13 +29,17 @@ def is_openai(request: Request) -> bool:
 
 
 def error_response(request: Request, status: int, error_type: str, message: str,
-                   headers: dict[str, str] | None = None, param: str | None = None) -> JSONResponse:
+                   headers: dict[str, str] | None = None, param: str | None = None,
+                   error_code: str | None = None) -> JSONResponse:
+    """`error_code` becomes `error.details.error_code` (what SDK 2.15+ reads as `APIStatusError.error_code`)."""
     request_id = getattr(request.state, "request_id", None) or new_request_id()
     body: dict[str, object]
     if is_openai(request):
         body = {"error": {"message": message, "type": error_type, "param": param, "code": error_type}}
     else:
         body = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+        if error_code:
+            body["error"] = {"type": error_type, "message": message, "details": {"error_code": error_code}}
     out = {"request-id": request_id, "x-request-id": request_id, **(headers or {})}
     if status not in RETRYABLE:
         out["x-should-retry"] = "false"
@@ -46,7 +50,8 @@ async def candor_error_handler(request: Request, exc: CandorError) -> JSONRespon
     headers = dict(getattr(exc, "headers", {}) or {})
     if isinstance(exc, OverloadedError):
         headers["retry-after"] = str(max(1, round(exc.retry_after)))
-    return error_response(request, exc.status_code, exc.error_type, exc.message, headers, exc.field)
+    return error_response(request, exc.status_code, exc.error_type, exc.message, headers, exc.field,
+                          exc.error_code)
 
 
 def _loc(loc: tuple) -> str:

@@ -49,6 +49,12 @@ _BAD_NAME = set('<>:"|?*\\/') | {chr(i) for i in range(32)}
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
+class FileExpiredError(NotFoundError):
+    """After `expires_at` a file's content is gone for downloads and document blocks (404)."""
+
+    error_code = "file_expired"
+
+
 def new_file_id() -> str:
     return "file_011" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
 
@@ -146,7 +152,7 @@ class FileStore:
         """The bytes of a live file; an expired one is 404 (its metadata stays readable)."""
         meta = self.get(owner, file_id)
         if meta.expired():
-            raise NotFoundError(f"File `{file_id}` has expired.", field="file_id")
+            raise FileExpiredError(f"File `{file_id}` has expired.", field="file_id")
         with self.store.session() as s:
             data = s.execute(sa.select(files.c.content).where(files.c.id == file_id)).scalar_one()
         return meta, data
@@ -202,7 +208,7 @@ class FileStore:
         try:
             meta, data = self.content(owner, file_id)
         except NotFoundError as exc:
-            raise NotFoundError(exc.message, field=where) from None
+            raise type(exc)(exc.message, field=where) from None
         return data, meta.mime_type, meta.filename
 
 
