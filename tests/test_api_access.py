@@ -202,3 +202,14 @@ def test_disabled_users_keys_are_refused(local_app):
         assert "'dora' is disabled" in r.text
     assert c.post("/v1/admin/users/dora/approve", headers=admin).json()["status"] == "active"
     assert c.get("/v1/models", headers=key).status_code == 200  # enabling again restores the keys
+
+
+def test_a_body_over_the_size_limit_gets_its_usage_record_too(local_app):
+    from candor.store.models import UsageRecord
+
+    c, store = local_app(max_body_bytes=2000)
+    r = c.post("/v1/messages", content=b'{"model": "' + b"x" * 5000 + b'"}',
+               headers={"x-api-key": KEY, "content-type": "application/json"})
+    assert r.status_code == 413
+    with store.session() as s:  # refused before routing, still one record per metered request
+        assert [(u.endpoint, u.status) for u in s.query(UsageRecord)] == [("/v1/messages", 413)]

@@ -131,7 +131,11 @@ def _merge_file(entries: dict[str, ModelEntry], text: str, source: str) -> None:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidRequestError(f"{source} is not valid TOML: {exc}", field="models_file") from exc
-    for name, body in (data.get("models") or {}).items():
+    tables = data.get("models") or {}
+    if not isinstance(tables, dict):
+        raise InvalidRequestError(f"{source}: write each model as a [models.NAME] table, not a list",
+                                  field="models_file")
+    for name, body in tables.items():
         if not isinstance(body, dict):
             raise InvalidRequestError(f"{source}: models.{name} must be a table", field="models_file")
         entries[name] = _entry_from(name, body, entries.get(name), source)
