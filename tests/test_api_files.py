@@ -118,7 +118,7 @@ def test_expired_files_keep_their_metadata_but_not_their_content(tmp_path):
 
     store = open_store(f"sqlite:///{tmp_path / 'files.db'}")
     fs = FileStore(store)
-    meta = fs.create("key:1", None, "n.txt", "text/plain", b"Goats: 42.", expires_in=3600)
+    meta, _ = fs.create("key:1", None, "n.txt", "text/plain", b"Goats: 42.", expires_in=3600)
     with store.session() as s:
         s.execute(sa.update(files).values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
     assert fs.get("key:1", meta.id).expired()

@@ -212,3 +212,19 @@ def test_an_edit_changes_only_nearby_passages_and_reuses_vectors():
     second, hit = cache.get(from_text(after))
     second.vectors(cache.stats)
     assert not hit and cache.stats.embedded - embedded == len(changed)  # only the new passages were embedded
+
+
+def test_concurrent_questions_about_one_new_document_share_one_index():
+    import concurrent.futures
+
+    doc = from_text("\n\n".join(filler(200)))
+    cache = IndexCache()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: cache.get(doc), range(4)))
+    assert len({id(index) for index, _ in results}) == 1 and cache.stats.built == 1
+    assert sorted(hit for _, hit in results) == [False, True, True, True]
+    cache.ingest(doc)  # what an upload does after its response: embed now, once
+    embedded = cache.stats.embedded
+    assert embedded == len(results[0][0].passages)
+    cache.ingest(doc)
+    assert cache.stats.embedded == embedded

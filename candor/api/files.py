@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from candor.accounts.keys import KeyContext
 from candor.documents.files import FileStore
+from candor.documents.index import default_cache
 from candor.errors import InvalidRequestError
 
 router = APIRouter()
@@ -52,7 +53,8 @@ def file_resolver(request: Request):
 
 
 @router.post("/v1/files")
-async def upload(request: Request) -> dict:
+async def upload(request: Request, background: BackgroundTasks) -> dict:
+    """Store the file, then index and embed it after the response (the first question finds it ready)."""
     store = _store(request)
     try:
         form = await request.form(max_files=1, max_fields=10)
@@ -67,8 +69,9 @@ async def upload(request: Request) -> dict:
         raise InvalidRequestError("must be an integer number of seconds", field="expires_in_seconds")
     data = await part.read(store.max_bytes + 1)
     owner, key_id = owner_of(getattr(request.state, "key", None))
-    meta = await asyncio.to_thread(store.create, owner, key_id, part.filename, part.content_type, data,
-                                   int(expires) if expires is not None else None)
+    meta, doc = await asyncio.to_thread(store.create, owner, key_id, part.filename, part.content_type, data,
+                                        int(expires) if expires is not None else None)
+    background.add_task(default_cache().ingest, doc)  # a sync task: Starlette runs it in a thread
     return meta.wire(_legacy(request))
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from candor.documents.errors import DocumentError, DocumentTooLargeError
-from candor.documents.extract import KIND_MEDIA, Limits, extract, kind_of
+from candor.documents.extract import KIND_MEDIA, Document, Limits, extract, kind_of
 from candor.errors import InvalidRequestError, NotFoundError
 from candor.store import Store
 
@@ -119,7 +119,8 @@ class FileStore:
         self.max_bytes = max_bytes or max_file_bytes()
 
     def create(self, owner: str, key_id: int | None, filename: str | None, content_type: str | None, data: bytes,
-               expires_in: int | None = None) -> FileMeta:
+               expires_in: int | None = None) -> tuple[FileMeta, Document]:
+        """Store an upload once it has been read successfully; its metadata and extracted text."""
         if len(data) > self.max_bytes:
             raise DocumentTooLargeError(f"file is {len(data)} bytes, over the limit of {self.max_bytes}", field="file")
         if expires_in is not None and not MIN_EXPIRY <= expires_in <= MAX_EXPIRY:
@@ -139,7 +140,7 @@ class FileStore:
                 id=meta.id, owner=owner, key_id=key_id, filename=meta.filename, mime_type=mime, size_bytes=len(data),
                 sha256=hashlib.sha256(data).hexdigest(), kind=kind, pages=meta.pages, created_at=now,
                 expires_at=meta.expires_at, content=data))
-        return meta
+        return meta, doc
 
     def get(self, owner: str, file_id: str) -> FileMeta:
         with self.store.session() as s:

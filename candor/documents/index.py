@@ -161,24 +161,36 @@ class IndexCache:
         self.stats = Stats()
         self.memo = VectorMemo()
         self._items: OrderedDict[str, PassageIndex] = OrderedDict()
+        self._building: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def get(self, doc: Document) -> tuple[PassageIndex, bool]:
-        """The document's index and whether it was already cached."""
+        """The document's index and whether it was already cached. Callers asking for the same
+        text at once share one build (and then one embedding, under the index's own lock)."""
         key = f"{doc.sha256}-{VERSION}"
         with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                self.stats.hits += 1
-                return found, True
-        index = PassageIndex(doc, self.cache_dir, self.memo)
-        with self._lock:
-            self._items[key] = index
-            self.stats.built += 1
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            with self._lock:
+                found = self._items.get(key)
+                if found is not None:
+                    self._items.move_to_end(key)
+                    self._building.pop(key, None)
+                    self.stats.hits += 1
+                    return found, True
+            index = PassageIndex(doc, self.cache_dir, self.memo)
+            with self._lock:
+                self._items[key] = index
+                self._building.pop(key, None)
+                self.stats.built += 1
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
         return index, False
+
+    def ingest(self, doc: Document) -> None:
+        """Build and embed now (after an upload), so the first question finds the index ready."""
+        index, _ = self.get(doc)
+        index.vectors(self.stats)
 
 
 _default: IndexCache | None = None
