@@ -15,7 +15,8 @@ from candor.errors import InvalidRequestError
 # The data sets each task reads (for --download).
 TASK_DATA = {"gsm8k": ["gsm8k"], "humaneval": ["humaneval"], "mmlu": ["mmlu"], "mmlu-law": ["mmlu"],
              "mmlu-medicine": ["mmlu"], "truthfulqa-mc1": ["truthfulqa"], "bbq": ["bbq"],
-             "harmlessness": ["advbench", "harmbench"], "over-refusal": ["xstest"], "long-context": [], "formats": []}
+             "harmlessness": ["advbench", "harmbench"], "over-refusal": ["xstest"], "long-context": [], "formats": [],
+             "long-context-documents": [], "doc-qa": []}
 
 
 def parse_options(pairs: tuple[str, ...], tasks: list[str]) -> dict[str, dict[str, str]]:
@@ -127,14 +128,16 @@ def eval_command(tasks, models, endpoint, api_key, api, limits, seed, out, data_
     if show_list:
         list_tasks()
         return
-    names = list(TASKS) if "all" in tasks else list(dict.fromkeys(tasks))
+    # `all` over an endpoint leaves out the tasks that run Candor's own document path in process
+    names = [n for n in TASKS if not (endpoint and getattr(task_class(n), "in_process_only", False))] \
+        if "all" in tasks else list(dict.fromkeys(tasks))
     if not names:
         raise InvalidRequestError(f"name at least one task: {', '.join(TASKS)} or all", field="task")
     classes = {name: task_class(name) for name in names}
     if download:
         from candor.evals.data import download as fetch
 
-        for set_name in dict.fromkeys(s for n in names for s in TASK_DATA[n]):
+        for set_name in dict.fromkeys(s for n in names for s in TASK_DATA.get(n, [])):
             click.echo(f"{set_name}: {fetch(set_name, Path(data_dir) if data_dir else None)}")
         return
     per_task = parse_options(options, names)

@@ -31,6 +31,7 @@ TASKS = {
     "harmlessness-jailbreak": "harmlessness:HarmlessnessJailbreak",
     "over-refusal": "overrefusal:OverRefusal",
     "long-context": "longcontext:LongContext",
+    "long-context-documents": "longcontext:LongContextDocuments",
     "doc-qa": "docqa:DocQA",
     "formats": "formats:Formats",
 }

@@ -59,6 +59,7 @@ class DocQA(Task):
     description = "Questions about a long document, answered through retrieval with citations"
     Config = DocQAConfig
     primary = "answer"
+    in_process_only = True
 
     async def prepare(self, model: EvalModel) -> None:
         if getattr(model, "loaded", None) is None:

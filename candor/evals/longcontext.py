@@ -54,6 +54,12 @@ class LongContextConfig:
                     "haystack as a document through the document path (retrieval beyond the window; in process)")
 
 
+@dataclass
+class LongContextDocumentsConfig(LongContextConfig):
+    lengths: str = opt("10000,50000,100000,200000", "comma-separated document lengths in tokens")
+    path: str = opt("documents", "see long-context; here the haystack goes through the document path")
+
+
 def filler(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     return [f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)} {rng.choice(_ENDINGS)}"
@@ -177,3 +183,12 @@ class LongContext(Task):
         return {"metrics": metrics, "extra": {"grid": grid, "lengths": lengths, "depths": depths,
                                               "skipped_lengths": self.resolved.get("skipped_lengths", []),
                                               "context_window": self.resolved.get("context_window")}}
+
+
+class LongContextDocuments(LongContext):
+    """The same needles through the document path, at lengths beyond the embedded model's window."""
+
+    name = "long-context-documents"
+    description = "Needle in a haystack through the document path: retrieval beyond the window"
+    Config = LongContextDocumentsConfig
+    in_process_only = True

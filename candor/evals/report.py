@@ -244,9 +244,9 @@ def task_blocks(task: str, models: list[str], results: dict, out: Path, files: P
     for model, (r, _) in runs.items():
         extra = r.get("extra", {})
         if extra.get("grid"):
-            path = files / f"long-context-{re.sub(r'[^A-Za-z0-9.+-]', '_', model)}.png"
+            path = files / f"{task}-{re.sub(r'[^A-Za-z0-9.+-]', '_', model)}.png"
             heatmap(path, f"needle recall: {model}", extra["grid"])
-            blocks.append(("img", path, f"long-context grid, {model}"))
+            blocks.append(("img", path, f"{task} grid, {model}"))
             if extra.get("skipped_lengths"):
                 blocks.append(("p", (f"{model}: lengths {extra['skipped_lengths']} skipped (context window "
                                     f"{extra.get('context_window')}).")))

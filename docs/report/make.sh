@@ -24,4 +24,13 @@ for model in $MODELS; do
     -o harmlessness-jailbreak.max_tokens=64 -o over-refusal.max_tokens=64 -o over-refusal.labels=safe \
     -o formats.max_tokens=192 -o long-context.lengths=1024,2048,4096,7168 "$@"
 done
+# The document path, in process on candor-instant (retrieval and citations are the server's, the
+# same for every adapter): needles in 10K-200K-token haystacks, and questions with citations over
+# generated documents of 2K, 20K and 100K tokens. DOC_TASKS="" skips them.
+DOC_TASKS="${DOC_TASKS-long-context-documents doc-qa}"
+if [ -n "$DOC_TASKS" ]; then
+  # shellcheck disable=SC2086
+  .venv/bin/candor eval $DOC_TASKS --model candor-instant --seed 1234 --out docs/report/runs --no-store-prompts \
+    --quiet -o long-context-documents.depths=0,0.5,1 -o doc-qa.lengths=2000,20000,100000 "$@"
+fi
 .venv/bin/candor report docs/report/runs --out docs/report
