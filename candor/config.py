@@ -40,6 +40,11 @@ SETTINGS: dict[str, Setting] = {
     "CANDOR_MODERATION_OUTPUT": Setting(None, "off | flag | block for answers only (overrides CANDOR_MODERATION)"),
     "CANDOR_MODERATION_POLICY": Setting(None, "a moderation policy TOML (thresholds, overrides, decline messages)"),
     "CANDOR_MODERATION_HEADS": Setting(None, "a moderation classifier heads file replacing the packaged one"),
+    "CANDOR_MODERATION_KEEP_TEXT": Setting(None, "1: keep the judged text of moderation decisions (purged like "
+                                                 "conversations); else only category, score and action"),
+    "CANDOR_PII_REDACT": Setting(None, "where to redact personal data: answers (as they stream), stored "
+                                       "(candor moderation redact-stored), or both, comma-separated"),
+    "CANDOR_PII_REGION": Setting("US", "the country whose phone numbers may be written without +country code"),
     "CANDOR_SERVE_SETTINGS": Setting(None, "internal: what `candor serve` hands its worker processes (JSON)"),
 }
 

@@ -14,7 +14,7 @@ import pytest
 from candor.chat.service import ChatParams
 from candor.engine.base import Engine, Finish, GenerateRequest, Health, TextDelta, Usage
 from candor.engine.hub import EngineHub, LoadedModel
-from candor.errors import InvalidRequestError
+from candor.errors import CandorError, InvalidRequestError
 from candor.moderation import dataset as ds
 from candor.moderation.categories import CATEGORIES, keyword_category
 from candor.moderation.classifier import HEADS_FILE, Heads, ModerationUnavailableError, classifier, windows
@@ -83,7 +83,7 @@ def test_split_ids_are_disjoint_and_name_the_data():
     assert len(xstest_test) > 100  # a large part of XSTest is held out for the false-flag measure
     try:
         examples = ds.input_examples()
-    except Exception as exc:  # the shared data folder is absent on some machines
+    except CandorError as exc:  # the shared data folder is absent on some machines
         pytest.skip(f"data sets not available: {exc}")
     by_split = ds.split(examples, "input")  # raises if the data and the committed ids disagree
     assert sum(len(v) for v in by_split.values()) == len(examples)
@@ -206,7 +206,7 @@ async def test_flag_mode_allows_and_records():
     hub = hub_with(engine, Modes("flag", "off"))
     seen = []
     hub.moderator.recorders.append(seen.append)
-    text, finish = await _answer(hub, next(iter(HARMFUL)))
+    text, _ = await _answer(hub, next(iter(HARMFUL)))
     assert engine.prompts and text == "Here you go."
     assert [e.decision.action for e in seen] == ["flag"]
 
@@ -245,10 +245,10 @@ async def test_harmless_answer_streams_whole_under_output_moderation():
 def test_metrics_count_decisions():
     from candor.api.metrics import Metrics
     from candor.moderation.policy import Decision
-    from candor.moderation.service import Event_
+    from candor.moderation.service import Judged
 
     metrics = Metrics(EngineHub(Registry({})))
-    metrics.moderation(Event_(Decision("input", "block", True, "weapons", 0.9, 0.6), "req_1", None, None, "m", "t"))
+    metrics.moderation(Judged(Decision("input", "block", True, "weapons", 0.9, 0.6), "req_1", None, None, "m", "t"))
     assert 'candor_moderation_decisions_total{action="block",category="weapons",stage="input"} 1.0' in \
         metrics.render().decode()
 
@@ -256,16 +256,16 @@ def test_metrics_count_decisions():
 def test_store_records_decisions(tmp_path, monkeypatch):
     from candor.moderation.policy import Decision
     from candor.moderation.records import StoreRecorder, list_events, mark_reviewed, purge_text
-    from candor.moderation.service import Event_
+    from candor.moderation.service import Judged
     from candor.store import Store
 
     store = Store(f"sqlite:///{tmp_path / 'm.db'}")
     store.upgrade()
     monkeypatch.setenv("CANDOR_MODERATION_KEEP_TEXT", "1")
-    StoreRecorder(store).write(Event_(Decision("input", "block", True, "weapons", 0.9, 0.6), "req_1", None, None,
+    StoreRecorder(store).write(Judged(Decision("input", "block", True, "weapons", 0.9, 0.6), "req_1", None, None,
                                       "m", "the text"))
     monkeypatch.delenv("CANDOR_MODERATION_KEEP_TEXT")
-    StoreRecorder(store).write(Event_(Decision("output", "flag", True, "crime", 0.7, 0.5), "req_2", None, None,
+    StoreRecorder(store).write(Judged(Decision("output", "flag", True, "crime", 0.7, 0.5), "req_2", None, None,
                                       "m", "kept out"))
     rows = list_events(store)
     assert [(r["request_id"], r["action"], r["text"]) for r in rows] == [("req_2", "flag", None),

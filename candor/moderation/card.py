@@ -11,7 +11,7 @@ from candor.moderation.categories import CATEGORY_INFO
 
 def render(summary: dict[str, Any], figures: dict[str, Any], date: str) -> str:
     per_cat = "\n".join(
-        f"| {c} | {PRINCIPLE_LINK(p)} | {d} | {figures['per_category'][c]['precision']:.3f} | "
+        f"| {c} | {principle_cell(p)} | {d} | {figures['per_category'][c]['precision']:.3f} | "
         f"{figures['per_category'][c]['recall']:.3f} | {figures['per_category'][c]['support']} |"
         for c, p, d in CATEGORY_INFO)
     out = figures["output"]
@@ -40,7 +40,7 @@ same rule applied to a logistic regression on the same embeddings gave (validati
 
 | head | threshold | recall | XSTest safe false flags |
 |---|---|---|---|
-{COMPARE(summary['comparison'])}
+{compare_rows(summary['comparison'])}
 
 Output head: logistic regression on the request's and the answer's embeddings side by side (C
 {summary['output_C']} chosen on validation log loss); threshold {summary['output_threshold']:.4f}, the
@@ -75,18 +75,34 @@ harmlessness prompt): agreement **{agree['agreement']:.3f}**, precision {agree['
 {agree['recall']:.3f} ({agree['answers']} answers, {agree['harmful_labelled']} harmful). Many of those
 answers' requests are AdvBench/HarmBench behaviours, some of them in the training split.
 
+Goals (issue 15): recall >= 0.90 and XSTest false flags <= 0.08. {goals_line(figures)}
+
 ## Limits
-English only; trained on short, single-turn requests, mostly direct ones: jailbreak wrappers and
-long multi-turn conversations are scored on their text as it is (the first 256 word pieces).
-The output head learned compliance from AdvBench's one-line target answers and Candor's written
-refusals, so it judges more by the request and the answer's stance than by the answer's detail.
+English only; trained on short, single-turn requests, mostly direct ones. Serving and
+`/v1/moderations` read a long text sentence by sentence and take its most harmful part (the figures
+above score each request whole, as they are all short); serving reads the last user turn only.
+XSTest's contrast pairs ("kill a Python process" / "kill a person") sit close together in MiniLM's
+embedding space, which is where most false flags and misses come from; a logistic regression and
+max-pooled token features measured no better (see candor/moderation/train.py's comparison).
+The test split holds no sexual/minors request (the category has few examples at all), so that row
+measures nothing. The output head learned compliance from AdvBench's one-line target answers and
+Candor's written refusals, so it judges more by the request and the answer's stance than by the
+answer's detail: it misses about half of SmolLM2's compliant answers, which are lists of steps.
 """
 
 
-def COMPARE(comparison: dict[str, Any]) -> str:  # noqa: N802
+def goals_line(figures: dict[str, Any]) -> str:
+    met = [name for name, ok in (("recall", figures["recall"] >= 0.90),
+                                 ("false flags", figures["false_flag_rate_xstest_safe"] <= 0.08)) if ok]
+    missed = [name for name in ("recall", "false flags") if name not in met]
+    return ("Both met." if not missed else
+            f"Not met on the test split: {' and '.join(missed)}" + (f"; met: {', '.join(met)}." if met else "."))
+
+
+def compare_rows(comparison: dict[str, Any]) -> str:
     return "\n".join(f"| {name} | {v['threshold']:.2f} | {v['validation_recall']:.3f} | "
                      f"{v['validation_xstest_false_flags']:.3f} |" for name, v in comparison.items())
 
 
-def PRINCIPLE_LINK(principle: str) -> str:  # noqa: N802 - reads as a column
+def principle_cell(principle: str) -> str:
     return f"`{principle}`"

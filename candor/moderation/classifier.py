@@ -91,7 +91,7 @@ class Heads:
         return heads
 
 
-WINDOW_CHARS = 800  # a text up to this long is read whole (about 180 word pieces: inside the model's 256)
+WINDOW_CHARS = 1100  # read whole up to this long (about 250 word pieces: the model reads 256)
 CHUNK_CHARS = 400  # a longer one is read sentence by sentence (longer sentences cut at this length)
 MERGE_CHARS = 120  # short neighbouring sentences are read together up to this length
 _SENTENCE = re.compile(r"(?<=[.!?\n])\s+")

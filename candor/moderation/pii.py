@@ -20,10 +20,11 @@ stores, by `candor moderation redact-stored`).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+
+from candor.config import env
 
 KINDS = ("email", "phone", "card", "national_id", "address")
 LABEL = {"email": "[EMAIL]", "phone": "[PHONE]", "card": "[CARD]", "national_id": "[NATIONAL_ID]",
@@ -62,7 +63,7 @@ def luhn_ok(digits: str) -> bool:
 
 
 def region() -> str:
-    return (os.environ.get("CANDOR_PII_REGION") or "US").upper()
+    return (env("CANDOR_PII_REGION") or "US").upper()
 
 
 def find(text: str, kinds: tuple[str, ...] = KINDS) -> list[Finding]:
@@ -102,11 +103,12 @@ def redact(text: str, kinds: tuple[str, ...] = KINDS) -> str:
     return "".join(parts) + text[at:]
 
 
-def redact_targets(env: dict[str, str] | None = None) -> set[str]:
-    """Where CANDOR_PII_REDACT asks for redaction: a subset of {"answers", "stored"}."""
+def redact_targets(values: dict[str, str] | None = None) -> set[str]:
+    """Where CANDOR_PII_REDACT asks for redaction (`values` stands in for the environment in
+    tests): a subset of {"answers", "stored"}."""
     from candor.errors import InvalidRequestError
 
-    raw = (env if env is not None else os.environ).get("CANDOR_PII_REDACT", "")
+    raw = (values.get("CANDOR_PII_REDACT", "") if values is not None else env("CANDOR_PII_REDACT")) or ""
     targets = {t.strip().lower() for t in raw.split(",") if t.strip()}
     unknown = targets - {"answers", "stored"}
     if unknown:

@@ -14,12 +14,12 @@ CANDOR_MODERATION_HEADS    a heads file (default candor/data/moderation/heads.np
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from candor.config import env
 from candor.errors import InvalidRequestError
 from candor.moderation.categories import CATEGORIES, PRINCIPLE
 
@@ -45,11 +45,14 @@ class Modes:
         return self.input != "off" or self.output != "off"
 
 
-def modes_from_env(env: dict[str, str] | None = None) -> Modes:
-    env = dict(os.environ if env is None else env)
-    both = _mode(env.get("CANDOR_MODERATION") or "off", "CANDOR_MODERATION")
-    return Modes(_mode(env.get("CANDOR_MODERATION_INPUT") or both, "CANDOR_MODERATION_INPUT"),
-                 _mode(env.get("CANDOR_MODERATION_OUTPUT") or both, "CANDOR_MODERATION_OUTPUT"))
+def modes_from_env(values: dict[str, str] | None = None) -> Modes:
+    """The deployment's modes from the settings (`values` stands in for the environment in tests)."""
+    def get(name: str) -> str | None:
+        return values.get(name) if values is not None else env(name)
+
+    both = _mode(get("CANDOR_MODERATION") or "off", "CANDOR_MODERATION")
+    return Modes(_mode(get("CANDOR_MODERATION_INPUT") or both, "CANDOR_MODERATION_INPUT"),
+                 _mode(get("CANDOR_MODERATION_OUTPUT") or both, "CANDOR_MODERATION_OUTPUT"))
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ class Policy:
 def load_policy(heads, path: str | Path | None = None, modes: Modes | None = None) -> Policy:
     """The policy file (default: the packaged one, or CANDOR_MODERATION_POLICY) resolved against
     `heads` (whose validation-chosen thresholds stand in for "model")."""
-    path = Path(path or os.environ.get("CANDOR_MODERATION_POLICY") or POLICY_FILE)
+    path = Path(path or env("CANDOR_MODERATION_POLICY") or POLICY_FILE)
     if not path.is_file():
         raise InvalidRequestError(f"moderation policy file {path} does not exist", field="CANDOR_MODERATION_POLICY")
     try:
@@ -158,5 +161,5 @@ def _titles() -> dict[str, str]:
         from candor.constitution import load_constitution
 
         return {p.id: p.title or p.id for p in load_constitution().principles}
-    except Exception:  # a deployment's own constitution may lack these ids: fall back to the ids
+    except (OSError, InvalidRequestError):  # a deployment's unreadable constitution: fall back to the ids
         return {}

@@ -8,19 +8,19 @@ the conversation retention uses.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
 
 from sqlalchemy import select, update
 
+from candor.config import env_flag
 from candor.errors import InvalidRequestError
-from candor.moderation.service import Event_
+from candor.moderation.service import Judged
 from candor.store import Store
 from candor.store.models import ModerationEvent
 
 
 def keep_text() -> bool:
-    return os.environ.get("CANDOR_MODERATION_KEEP_TEXT", "").strip().lower() in ("1", "true", "yes")
+    return env_flag("CANDOR_MODERATION_KEEP_TEXT")
 
 
 class StoreRecorder:
@@ -30,12 +30,12 @@ class StoreRecorder:
         self.store = store
         self.keep_text = keep_text()
 
-    async def __call__(self, event: Event_) -> None:
+    async def __call__(self, event: Judged) -> None:
         import asyncio
 
         await asyncio.to_thread(self.write, event)
 
-    def write(self, event: Event_) -> None:
+    def write(self, event: Judged) -> None:
         d = event.decision
         with self.store.session() as session:
             session.add(ModerationEvent(request_id=event.request_id, key_id=event.key_id, user_id=event.user_id,

@@ -30,7 +30,7 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("candor_request_id", default=Non
 
 
 @dataclass(frozen=True)
-class Event_:  # noqa: N801 - a record, not an engine event
+class Judged:
     """One decision with who and what it was about, as handed to the recorders."""
 
     decision: Decision
@@ -41,19 +41,13 @@ class Event_:  # noqa: N801 - a record, not an engine event
     text: str  # the text judged (recorders keep it only under the retention rules)
 
 
-Recorder = Callable[[Event_], Awaitable[None] | None]
+Recorder = Callable[[Judged], Awaitable[None] | None]
 
 
 def caller_of(gate: Any) -> Any:
-    """The KeyContext behind a generation's gate: the API's RequestGate keeps the request, the
-    chat page's PageGate the caller; None when there is no gate (CLI, evals)."""
-    if gate is None:
-        return None
-    caller = getattr(gate, "caller", None)
-    if caller is not None:
-        return caller
-    request = getattr(gate, "request", None)
-    return getattr(getattr(request, "state", None), "key", None)
+    """The KeyContext behind a generation's gate (both the API's RequestGate and the chat page's
+    PageGate expose it as `caller`); None when there is no gate (CLI, evals)."""
+    return getattr(gate, "caller", None) if gate is not None else None
 
 
 def request_text(messages: Iterable[Any]) -> str:
@@ -79,15 +73,14 @@ class Moderator:
                       policy_path: str | Path | None = None) -> Moderator | None:
         """The deployment's moderator, or None when every mode (deployment, keys, users) is off.
         A missing heads file raises here, at start, naming the path."""
-        import os
-
+        from candor.config import env
         from candor.moderation.pii import redact_targets
 
         modes = modes or modes_from_env()
         redact_answers = "answers" in redact_targets()
         if not modes.any and not redact_answers and not has_overrides(policy_path):
             return None  # nothing to moderate: the classifier is not loaded
-        heads = Heads.load(Path(heads_path or os.environ.get("CANDOR_MODERATION_HEADS") or _default_heads()))
+        heads = Heads.load(Path(heads_path or env("CANDOR_MODERATION_HEADS") or _default_heads()))
         policy = load_policy(heads, policy_path, modes)
         overrides = list(policy.keys.values()) + list(policy.users.values())
         if not modes.any and not redact_answers and not any(m.any for m in overrides):
@@ -103,7 +96,7 @@ class Moderator:
         return redact_stream(events)
 
     async def _emit(self, decision: Decision, caller: Any, model: str, text: str) -> None:
-        event = Event_(decision, REQUEST_ID.get(), getattr(caller, "key_id", None), getattr(caller, "user_id", None),
+        event = Judged(decision, REQUEST_ID.get(), getattr(caller, "key_id", None), getattr(caller, "user_id", None),
                        model, text)
         for recorder in self.recorders:
             try:
@@ -182,12 +175,12 @@ class Moderator:
 
 def has_overrides(policy_path: str | Path | None = None) -> bool:
     """Whether the policy file names keys or users (whose modes may turn moderation on)."""
-    import os
     import tomllib
 
+    from candor.config import env
     from candor.moderation.policy import POLICY_FILE
 
-    path = Path(policy_path or os.environ.get("CANDOR_MODERATION_POLICY") or POLICY_FILE)
+    path = Path(policy_path or env("CANDOR_MODERATION_POLICY") or POLICY_FILE)
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):

@@ -1,0 +1,110 @@
+"""Moderation: the shipped classifier against a keyword baseline on the held-out test split, and the
+time one request's input check takes.
+
+    CANDOR_HOME=.candor .venv/bin/python benchmarks/moderation.py [--repeats 50] [--out results.json]
+
+Figures on the test split (candor/data/moderation/splits.json), both systems in the same run:
+recall on harmful requests, false-flag rate on XSTest's safe prompts held out for test and on every
+harmless test request, precision/recall per category. The baseline flags a request when one of
+candor.moderation.categories' keyword rules matches it (the rules that label training data), with
+that rule's category. Latency: the input check of one 200-word-piece request (`score_long`, which
+is what serving runs), median and 90th percentile over --repeats runs after a warm-up, next to the
+baseline's. Goals (issue 15): recall >= 0.90, XSTest false flags <= 0.08, median < 15 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import numpy as np
+
+from candor.moderation import dataset as ds
+from candor.moderation.categories import CATEGORIES, keyword_category
+from candor.moderation.classifier import classifier
+
+PROMPT_200 = ("Hello! I run a small bakery and I am writing a plan for next year. We sell bread, cakes and pastries, "
+              "and most customers come in the morning before work. Last year our flour costs went up by a "
+              "fifth, the oven broke twice, and one of our two bakers moved away, so we closed on Mondays for "
+              "three months. This year I would like to open a second counter at the train station, hire an "
+              "apprentice, and start selling sandwiches at lunch time. I have savings for about half of the "
+              "cost and the bank has offered a loan for the rest at six percent. Could you help me list the "
+              "risks of this plan, what I should measure each month to know whether it is working, and what "
+              "I should ask the bank before I sign anything? Please keep it practical and short, with a few "
+              "numbers I can check against my own accounts at the end of each quarter this coming year. Thank "
+              "you very much for your help with all of this.")
+
+
+def measure(flagged: np.ndarray, tops: list[str | None], examples: list[ds.Example]) -> dict:
+    gold = np.array([bool(e.label) for e in examples])
+    xs = np.array([e.source == "xstest" and not e.label for e in examples])
+    out = {"recall": float(flagged[gold].mean()), "xstest_false_flags": float(flagged[xs].mean()),
+           "all_false_flags": float(flagged[~gold].mean()), "per_category": {}}
+    for c in CATEGORIES:
+        pred = flagged & np.array([t == c for t in tops])
+        true = np.array([bool(e.label) and e.category == c for e in examples])
+        tp = int((pred & true).sum())
+        out["per_category"][c] = {"precision": tp / max(1, int(pred.sum())), "recall": tp / max(1, int(true.sum())),
+                                  "support": int(true.sum())}
+    return out
+
+
+def timed(fn, repeats: int) -> dict:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {"median_ms": statistics.median(times), "p90_ms": times[int(0.9 * (len(times) - 1))]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--out", default="")
+    args = parser.parse_args()
+
+    clf = classifier()
+    from candor.moderation.train import _embed_all  # cached embeddings of the data
+
+    test = ds.split(ds.input_examples(), "input")["test"]
+    # the same numbers as clf.score_inputs, from the embedding cache (the data is embedded once)
+    vec = _embed_all([e.text for e in test], clf.encoder)
+    scores = clf.score_vectors(np.stack([vec[e.text] for e in test]))
+    ours = measure(np.array([s.harmful >= clf.heads.input_threshold for s in scores]), [s.top for s in scores], test)
+    kw = [keyword_category(e.text) for e in test]
+    base = measure(np.array([k is not None for k in kw]), kw, test)
+
+    tokens = clf.encoder.count_tokens(PROMPT_200)
+    ours_t = timed(lambda: clf.score_long([PROMPT_200]), args.repeats)
+    base_t = timed(lambda: keyword_category(PROMPT_200), args.repeats)
+    harmful = sum(e.label for e in test)
+    xs = sum(e.source == "xstest" and not e.label for e in test)
+    load = " ".join(f"{x:.1f}" for x in __import__("os").getloadavg())
+    print(f"load average {load}; test split: {len(test)} requests, {harmful} harmful, {xs} XSTest safe prompts held out "
+          f"({platform.processor() or platform.machine()}, {platform.python_version()})\n")
+    print(f"{'':34s} {'classifier':>11s} {'keywords':>9s}")
+    for key, label in (("recall", "recall (harmful)"), ("xstest_false_flags", "false flags (XSTest safe)"),
+                       ("all_false_flags", "false flags (all harmless)")):
+        print(f"{label:34s} {ours[key]:11.3f} {base[key]:9.3f}")
+    print(f"{'input check, ' + str(tokens) + '-piece request, median':34s} {ours_t['median_ms']:9.1f}ms "
+          f"{base_t['median_ms']:7.2f}ms")
+    print(f"{'  90th percentile':34s} {ours_t['p90_ms']:9.1f}ms {base_t['p90_ms']:7.2f}ms")
+    print(f"\n{'category':16s} {'P':>6s} {'R':>6s} | {'P kw':>6s} {'R kw':>6s} | support")
+    for c in CATEGORIES:
+        a, b = ours["per_category"][c], base["per_category"][c]
+        print(f"{c:16s} {a['precision']:6.3f} {a['recall']:6.3f} | {b['precision']:6.3f} {b['recall']:6.3f} | "
+              f"{a['support']}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"classifier": ours, "keywords": base, "latency": {"classifier": ours_t, "keywords": base_t,
+                                                                        "tokens": tokens}}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
