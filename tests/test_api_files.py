@@ -149,3 +149,12 @@ def test_expired_file_download_says_file_expired(server, keys):
         alice.files.download(meta.id)
     assert info.value.error_code == "file_expired"  # from error.details.error_code
     assert alice.files.retrieve_metadata(meta.id).id == meta.id  # metadata stays readable
+
+
+def test_nameless_upload_keeps_its_bytes(server, keys):
+    alice = sdk(server, keys[0])
+    data = pdf([["Nameless but readable."]])
+    meta = alice.files.upload(file=data)  # raw bytes: the SDK sends no usable file name
+    assert meta.mime_type == "application/pdf" and meta.size_bytes == len(data)
+    assert meta.filename in ("unnamed.pdf", "upload")
+    assert alice.files.download(meta.id).read() == data

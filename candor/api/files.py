@@ -9,10 +9,11 @@ self-hosted deviation from Anthropic's cloud, where uploads are not). Storage: c
 from __future__ import annotations
 
 import asyncio
+from email.parser import BytesParser
+from email.policy import HTTP
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
-from starlette.datastructures import UploadFile
 
 from candor.accounts.keys import KeyContext
 from candor.documents.files import FileStore
@@ -52,24 +53,38 @@ def file_resolver(request: Request):
     return lambda file_id, where: store.resolve(owner, file_id, where)
 
 
+def multipart(body: bytes, content_type: str) -> dict[str, tuple[str | None, str | None, bytes]]:
+    """name -> (filename, declared content type, bytes) of each part. Parsed with the standard
+    library's MIME parser because a part without a filename (raw bytes from an SDK) is still a
+    file here, and its bytes must arrive exactly as sent."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise InvalidRequestError("the body must be multipart/form-data with a 'file' part", field="file")
+    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        raise InvalidRequestError("the multipart body could not be parsed", field="file")
+    out = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str):
+            payload = part.get_payload(decode=True)
+            out[name] = (part.get_filename(), part["content-type"], payload if isinstance(payload, bytes) else b"")
+    return out
+
+
 @router.post("/v1/files")
 async def upload(request: Request, background: BackgroundTasks) -> dict:
     """Store the file, then index and embed it after the response (the first question finds it ready)."""
     store = _store(request)
-    try:
-        form = await request.form(max_files=1, max_fields=10)
-    except Exception as exc:  # noqa: BLE001 - starlette's multipart errors have no common base
-        raise InvalidRequestError(f"the body must be multipart/form-data with a 'file' part: {exc}",
-                                  field="file") from None
-    part = form.get("file")
-    if not isinstance(part, UploadFile):
+    parts = multipart(await request.body(), request.headers.get("content-type", ""))
+    if "file" not in parts:
         raise InvalidRequestError("Field required: a multipart part named 'file'", field="file")
-    expires = form.get("expires_in_seconds")
-    if expires is not None and (not isinstance(expires, str) or not expires.strip().lstrip("-").isdigit()):
+    filename, content_type, data = parts["file"]
+    expires = parts["expires_in_seconds"][2].decode("latin-1").strip() if "expires_in_seconds" in parts else None
+    if expires is not None and not expires.lstrip("-").isdigit():
         raise InvalidRequestError("must be an integer number of seconds", field="expires_in_seconds")
-    data = await part.read(store.max_bytes + 1)
     owner, key_id = owner_of(getattr(request.state, "key", None))
-    meta, doc = await asyncio.to_thread(store.create, owner, key_id, part.filename, part.content_type, data,
+    meta, doc = await asyncio.to_thread(store.create, owner, key_id, filename, content_type, data,
                                         int(expires) if expires is not None else None)
     background.add_task(default_cache().ingest, doc)  # a sync task: Starlette runs it in a thread
     return meta.wire(_legacy(request))
