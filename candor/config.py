@@ -45,6 +45,8 @@ SETTINGS: dict[str, Setting] = {
     "CANDOR_PII_REDACT": Setting(None, "where to redact personal data: answers (as they stream), stored "
                                        "(candor moderation redact-stored), or both, comma-separated"),
     "CANDOR_PII_REGION": Setting("US", "the country whose phone numbers may be written without +country code"),
+    "CANDOR_FILES_MAX_BYTES": Setting("31457280", "largest Files API upload in bytes (30 MiB; under the 32 MiB "
+                                                  "request limit the multipart body must fit)"),
     "CANDOR_SERVE_SETTINGS": Setting(None, "internal: what `candor serve` hands its worker processes (JSON)"),
 }
 

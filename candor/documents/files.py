@@ -16,12 +16,12 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import os
 import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from candor.config import env
 from candor.documents.errors import DocumentError, DocumentTooLargeError
 from candor.documents.extract import KIND_MEDIA, Document, Limits, extract, kind_of
 from candor.errors import InvalidRequestError, NotFoundError
@@ -60,7 +60,7 @@ def new_file_id() -> str:
 
 
 def max_file_bytes() -> int:
-    return int(os.environ.get("CANDOR_FILES_MAX_BYTES", MAX_FILE_BYTES))
+    return int(env("CANDOR_FILES_MAX_BYTES") or MAX_FILE_BYTES)
 
 
 @dataclass(frozen=True)
