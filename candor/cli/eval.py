@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import sys
 from pathlib import Path
@@ -110,10 +111,13 @@ def list_tasks() -> None:
               help="Run humaneval's model-written code even where its sandbox cannot isolate it (bubblewrap "
                    "missing or namespaces not allowed): limits only, NOT safe (same as CANDOR_UNSAFE_SANDBOX=1).")
 @click.option("--models-file", default=None, help="Extra registry TOML (default: $CANDOR_MODELS_FILE).")
+@click.option("--deployed", is_flag=True,
+              help="Run through a local `candor serve` with moderation on (CANDOR_MODERATION=block unless set): "
+                   "the deployed system, not the raw model; runs land under MODEL@deployed.")
 @handle_errors
 def eval_command(tasks, models, endpoint, api_key, api, limits, seed, out, data_dir, options, concurrency,
                  context_window, fresh, rescore, no_store_prompts, report_dir, download, show_list, quiet,
-                 models_file, unsafe_sandbox):
+                 models_file, unsafe_sandbox, deployed):
     """Run evaluation TASKs (or 'all') on one or more models and write results as JSON."""
     from candor.evals import TASKS, task_class
     from candor.evals.task import make_config
@@ -143,6 +147,19 @@ def eval_command(tasks, models, endpoint, api_key, api, limits, seed, out, data_
     per_task = parse_options(options, names)
     limit_of = parse_limits(limits, names)
     configs = {name: make_config(classes[name].Config, per_task[name]) for name in names}  # fail before loading
+    label_suffix = ""
+    if deployed:
+        if endpoint:
+            raise InvalidRequestError("--deployed starts its own local server; leave out --endpoint",
+                                      field="--deployed")
+        from candor.cli.common import make_hub
+        from candor.cli.deployed import SUFFIX, deployed_server
+
+        models = models or (make_hub(models_file).registry.default_name(),)
+        stack = contextlib.ExitStack()
+        click.get_current_context().call_on_close(stack.close)  # the server stops when the command ends
+        endpoint, api_key = stack.enter_context(deployed_server(models_file))
+        label_suffix, concurrency = SUFFIX, concurrency or 1  # one model, one queue: no gain from more
     hub = None
     if not endpoint:
         from candor.cli.common import make_hub
@@ -161,7 +178,7 @@ def eval_command(tasks, models, endpoint, api_key, api, limits, seed, out, data_
                              progress=not quiet, command=shlex.join(["candor"] + sys.argv[1:]))
     try:
         folders = asyncio.run(_run_all(names, classes, configs, models, endpoint, api, api_key, context_window,
-                                       data_dir, run_options, limit_of, hub))
+                                       data_dir, run_options, limit_of, hub, label_suffix))
     except KeyboardInterrupt:
         click.echo("\ninterrupted: run the same command again to resume", err=True)
         sys.exit(130)
@@ -173,7 +190,7 @@ def eval_command(tasks, models, endpoint, api_key, api, limits, seed, out, data_
 
 
 async def _run_all(names, classes, configs, models, endpoint, api, api_key, context_window, data_dir, run_options,
-                   limit_of, hub) -> list[Path]:
+                   limit_of, hub, label_suffix="") -> list[Path]:
     import dataclasses
 
     from candor.evals.data import Data
@@ -186,6 +203,7 @@ async def _run_all(names, classes, configs, models, endpoint, api, api_key, cont
         for spec in models:
             model = await open_model(spec, endpoint=endpoint, api=api, api_key=api_key, hub=hub,
                                      context_window=context_window)
+            model.label += label_suffix
             try:
                 for name in names:
                     task = classes[name](configs[name], Data(data_dir))
