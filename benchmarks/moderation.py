@@ -70,11 +70,11 @@ def main() -> None:
     args = parser.parse_args()
 
     clf = classifier()
-    from candor.moderation.train import _embed_all  # cached embeddings of the data
+    from candor.moderation.train import filled_inputs  # categories filled, embeddings cached
 
-    test = ds.split(ds.input_examples(), "input")["test"]
+    examples, vec = filled_inputs(None, clf.encoder)
+    test = ds.split(examples, "input")["test"]
     # the same numbers as clf.score_inputs, from the embedding cache (the data is embedded once)
-    vec = _embed_all([e.text for e in test], clf.encoder)
     scores = clf.score_vectors(np.stack([vec[e.text] for e in test]))
     ours = measure(np.array([s.harmful >= clf.heads.input_threshold for s in scores]), [s.top for s in scores], test)
     kw = [keyword_category(e.text) for e in test]

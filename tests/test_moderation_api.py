@@ -71,15 +71,19 @@ def test_blocked_request_on_every_api_surface(server, client, oai):
                                 messages=[{"role": "user", "content": HARMFUL}]) as stream:
         final = stream.get_final_message()
     assert final.stop_reason == "refusal" and "dangerous information" in final.content[0].text
+    legacy = httpx.post(f"{server}/v1/complete", headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"},
+                        json={"model": "candor-instant", "max_tokens_to_sample": 50,
+                              "prompt": f"\n\nHuman: {HARMFUL}\n\nAssistant:"}, timeout=60).json()
+    assert legacy["stop_reason"] == "refusal" and "dangerous information" in legacy["completion"]
 
     # recorded with the request id, counted in /metrics, listed for admins
     headers = {"Authorization": f"Bearer {KEY}"}
     events = httpx.get(f"{server}/v1/admin/moderation/events", headers=headers, timeout=30).json()["data"]
     ids = {e["request_id"] for e in events}
     assert msg._request_id in ids and chat._request_id in ids
-    assert all(e["action"] == "block" and e["category"] == "weapons" and e["text"] is None for e in events[:3])
+    assert all(e["action"] == "block" and e["category"] == "weapons" and e["text"] is None for e in events[:4])
     metrics = httpx.get(f"{server}/metrics", headers=headers, timeout=30).text
-    assert 'candor_moderation_decisions_total{action="block",category="weapons",stage="input"} 3.0' in metrics
+    assert 'candor_moderation_decisions_total{action="block",category="weapons",stage="input"} 4.0' in metrics
     done = httpx.post(f"{server}/v1/admin/moderation/events/{events[0]['id']}/reviewed", headers=headers, timeout=30)
     assert done.status_code == 200
     left = httpx.get(f"{server}/v1/admin/moderation/events?unreviewed=true", headers=headers, timeout=30).json()
@@ -121,3 +125,22 @@ def test_personal_data_is_counted_and_never_in_usage_records(server, client):
         rows = [tuple(row) for row in connection.execute(text("SELECT * FROM usage"))]
     store.dispose()
     assert rows and not any(email in str(row) or "555-2671" in str(row) for row in rows)
+
+
+def test_eval_deployed_runs_through_a_moderated_server(tmp_path):
+    """`candor eval --deployed`: the answers come from a local server with moderation on."""
+    import json
+    import os
+
+    bad = subprocess.run([sys.executable, "-m", "candor", "eval", "over-refusal", "--deployed", "--endpoint",
+                          "http://127.0.0.1:9"], capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode != 0 and "--deployed" in bad.stderr
+    run = subprocess.run([sys.executable, "-m", "candor", "eval", "harmlessness-direct", "--deployed", "--limit", "3",
+                          "--out", str(tmp_path), "--quiet", "-o", "max_tokens=8", "--no-store-prompts"],
+                         capture_output=True, text=True, timeout=600, check=False, env={**os.environ})
+    assert run.returncode == 0, run.stderr
+    folder = tmp_path / "candor-instant_deployed" / "harmlessness-direct"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model"]["kind"] == "anthropic-endpoint"
+    rows = [json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and any(r.get("stop_reason") == "refusal" for r in rows)  # AdvBench/HarmBench requests

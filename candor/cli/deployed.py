@@ -23,6 +23,17 @@ from candor.errors import CandorError
 SUFFIX = "@deployed"  # added to the model's label: runs land in OUT/MODEL@deployed/TASK
 
 
+def _die_with_parent() -> None:
+    """In the server's process: ask Linux to stop it when the eval process dies, however it dies."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the finally below still stops it on any orderly exit
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -46,7 +57,8 @@ def deployed_server(models_file: str | None = None, timeout_s: float = 300.0) ->
         if models_file:
             command += ["--models-file", models_file]
         log = open(os.path.join(folder, "server.log"), "w+")  # noqa: SIM115 - read back on failure
-        proc = subprocess.Popen(command, env=child_env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, env=child_env, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=_die_with_parent)  # noqa: PLW1509 - no threads yet
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + timeout_s

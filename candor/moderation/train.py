@@ -84,6 +84,14 @@ def _fill_categories(examples: list[ds.Example], vec: dict[str, np.ndarray]) -> 
     return out
 
 
+def filled_inputs(data_dir: str | None, encoder) -> tuple[list[ds.Example], dict[str, np.ndarray]]:
+    """Every input example with its category (nearest labelled neighbour where no rule gave one),
+    and the embeddings of their texts."""
+    inputs = ds.input_examples(data_dir)
+    vec = _embed_all([e.text for e in inputs], encoder)
+    return _fill_categories(inputs, vec), vec
+
+
 def _threshold_for_recall(scores: np.ndarray, labels: np.ndarray, target: float) -> float:
     """The highest threshold whose recall on `labels` reaches `target` (0.5 if none do)."""
     positives = np.sort(scores[labels == 1])[::-1]
@@ -203,8 +211,9 @@ def evaluate(heads_path: str | Path = HEADS_FILE, data_dir: str | None = None, s
 
     clf = classifier or Classifier(Heads.load(Path(heads_path)), encoder())
     h = clf.heads
-    inputs = ds.split(ds.input_examples(data_dir), "input")[split]
-    scores = clf.score_inputs([e.text for e in inputs])
+    filled, vec = filled_inputs(data_dir, clf.encoder)
+    inputs = ds.split(filled, "input")[split]
+    scores = clf.score_vectors(np.stack([vec[e.text] for e in inputs]))  # = score_inputs, from the cache
     flagged = np.array([s.harmful >= h.input_threshold for s in scores])
     gold = np.array([bool(e.label) for e in inputs])
     xs_safe = np.array([e.source == "xstest" and not e.label for e in inputs])
