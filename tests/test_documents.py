@@ -159,6 +159,10 @@ def test_citations_are_verbatim_spans_that_support_the_answer():
     c = cited[0].citations[0]
     assert c["type"] == "char_location" and text[c["start_char_index"]:c["end_char_index"]] == c["cited_text"]
     assert not segments[1].citations  # "I like cheese." is not in the document
+    [wrong] = citer.segments("The island had exactly thirty goats.")
+    assert not wrong.citations  # a sentence with a number the document sentence lacks is not supported by it
+    [spelled] = citer.segments("The island had exactly 42 goats.")
+    assert spelled.citations[0]["cited_text"] == FACTS[2]  # 42 is what "forty-two" states
     blocks = content_blocks(segments)
     assert "".join(b["text"] for b in blocks) == answer and "citations" not in blocks[1]
     streamed = Citer(placed, encoder())

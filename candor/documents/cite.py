@@ -6,7 +6,9 @@ document text the model was shown (the whole document, or the retrieved passages
 lexical support: the share of the answer sentence's content words it contains. The eight best are
 re-scored with MiniLM embeddings, support = (lexical + cosine) / 2, and the best one is cited when
 its lexical share is at least MIN_LEXICAL and its support at least MIN_SUPPORT (without embeddings:
-lexical share at least MIN_SUPPORT alone). Uncited sentences stay plain text. A citation therefore
+lexical share at least MIN_SUPPORT alone). A document sentence never supports an answer sentence
+with a number it does not contain itself (as digits or as words up to ninety-nine), so "30 goats"
+is not cited to "forty-two goats". Uncited sentences stay plain text. A citation therefore
 says "this passage of the document supports this sentence of the answer" by measured overlap; it
 does not prove the model read it there.
 """
@@ -33,6 +35,28 @@ she we its from than so can could would should may might also very just our your
 """.split())  # noqa: SIM905
 
 
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_TENS = {w: 10 * (i + 2) for i, w in enumerate(["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty",
+                                                "ninety"])}
+# a lone "one" is more often a pronoun ("the one who…") than a number, so it is not read as 1
+_NUMBER_WORDS = re.compile(r"\b(" + "|".join(_TENS) + r")(?:[- ](" + "|".join(_UNITS[1:10]) + r"))?\b|\b("
+                           + "|".join(u for u in _UNITS if u != "one") + r")\b", re.IGNORECASE)
+
+
+def numbers(text: str) -> frozenset[str]:
+    """The numbers a text states, as digits: "1,250" -> "1250", "forty-two" -> "42"."""
+    found = {m.group().replace(",", "") for m in _NUMBER.finditer(text)}
+    for m in _NUMBER_WORDS.finditer(text):
+        tens, unit, small = m.group(1), m.group(2), m.group(3)
+        if small:
+            found.add(str(_UNITS.index(small.lower())))
+        else:
+            found.add(str(_TENS[tens.lower()] + (_UNITS.index(unit.lower()) if unit else 0)))
+    return frozenset(found)
+
+
 def content_words(text: str) -> set[str]:
     return {w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in _STOP and len(w) > 1}
 
@@ -43,6 +67,7 @@ class Candidate:
     span: Span
     unit: int | None
     words: frozenset[str]
+    numbers: frozenset[str]
 
 
 @dataclass
@@ -84,7 +109,8 @@ class Citer:
 
     def __init__(self, placements: list[Placement], encoder=None):
         self.encoder = encoder
-        self.candidates = [Candidate(pl.input, s, p.unit, frozenset(content_words(pl.input.doc.text[s.start:s.end])))
+        self.candidates = [Candidate(pl.input, s, p.unit, frozenset(content_words(pl.input.doc.text[s.start:s.end])),
+                                     numbers(pl.input.doc.text[s.start:s.end]))
                            for pl in placements if pl.input.citations for p in pl.passages for s in p.sentences]
         self._vectors: dict[int, np.ndarray] = {}
         self._buffer = ""
@@ -93,7 +119,9 @@ class Citer:
         words = content_words(sentence)
         if len(words) < 2 or not self.candidates:
             return None
-        lexical = [(len(words & c.words) / len(words), k) for k, c in enumerate(self.candidates)]
+        stated = numbers(sentence)
+        lexical = [(len(words & c.words) / len(words), k) for k, c in enumerate(self.candidates)
+                   if stated <= c.numbers]
         lexical.sort(key=lambda t: -t[0])
         shortlist = [(share, k) for share, k in lexical[:SHORTLIST] if share >= MIN_LEXICAL]
         if not shortlist:
