@@ -58,8 +58,9 @@ class Encoder:
         self._torch = torch
         # Half the cores: the engine decodes on the others at the same time, and torch's threads
         # slow down tenfold when they must share cores (measured: 1.3 s vs 0.12 s per request on
-        # a loaded 2-core machine). torch's setting is per process.
-        torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) // 2))
+        # a loaded 2-core machine). Set around each forward pass only: torch's setting is per
+        # process, and training in the same process keeps its own.
+        self.threads = threads or max(1, (os.cpu_count() or 2) // 2)
         max_len = 256
         st_config = self.folder / "sentence_bert_config.json"
         if st_config.is_file():
@@ -88,25 +89,29 @@ class Encoder:
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         torch = self._torch
-        out = []
         # Sorting by length keeps padding small inside each batch.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with self._lock, torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                chunk = [texts[i] for i in order[start:start + batch_size]]
-                batch = self.tokenizer.encode_batch(chunk)
-                ids = torch.tensor([b.ids for b in batch], dtype=torch.long)
-                mask = torch.tensor([b.attention_mask for b in batch], dtype=torch.long)
-                hidden = self.model(input_ids=ids, attention_mask=mask,
-                                    token_type_ids=torch.zeros_like(ids)).last_hidden_state
-                weights = mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                out.append(pooled.float().numpy())
-        vectors = np.concatenate(out)
+            previous = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+            try:
+                vectors = np.concatenate([self._batch([texts[i] for i in order[start:start + batch_size]])
+                                          for start in range(0, len(order), batch_size)])
+            finally:
+                torch.set_num_threads(previous)
         result = np.empty_like(vectors)
         result[np.array(order)] = vectors
         return result
+
+    def _batch(self, chunk: list[str]) -> np.ndarray:
+        torch = self._torch
+        batch = self.tokenizer.encode_batch(chunk)
+        ids = torch.tensor([b.ids for b in batch], dtype=torch.long)
+        mask = torch.tensor([b.attention_mask for b in batch], dtype=torch.long)
+        hidden = self.model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, p=2, dim=1).float().numpy()
 
 
 _lock = threading.Lock()

@@ -70,3 +70,14 @@ def test_incomplete_folder_names_the_missing_file(monkeypatch, tmp_path):
     monkeypatch.setattr(embeddings.importlib.util, "find_spec", lambda name: Spec())
     with pytest.raises(EmbeddingsUnavailableError, match="config.json"):
         embeddings.model_dir()
+
+
+def test_process_thread_setting_is_left_alone():
+    """The encoder runs on its own thread count but leaves torch's process setting (training's) as it was."""
+    import torch
+
+    before = torch.get_num_threads()
+    enc = encoder()
+    enc.encode(["a text"])
+    assert torch.get_num_threads() == before
+    assert 1 <= enc.threads <= max(1, before)
