@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from candor import __version__
 from candor.accounts.access import AccessControl
 from candor.api import admin, critique, files, messages, models, moderations, openai_chat, text_completions
+from candor.api.context import SCOPE_KEY, RequestContext
 from candor.api.errors import (
     ApiError,
     candor_error_handler,
@@ -56,9 +57,9 @@ class EdgeMiddleware:
             return await self.app(scope, receive, send)
         request_id = new_request_id()
         REQUEST_ID.set(request_id)  # moderation decisions name the request
-        state = scope.setdefault("state", {})
-        state["request_id"] = request_id
-        started = time.perf_counter()
+        ctx = RequestContext(request_id)
+        scope.setdefault("state", {})[SCOPE_KEY] = ctx
+        started = ctx.started
         status_seen = {"code": 500}
         metered = False
 
@@ -68,7 +69,7 @@ class EdgeMiddleware:
                 metered = True
                 # a body refused here (413) never reached routing: meter it by the path it asked for
                 path = scope.get("route").path if scope.get("route") is not None else scope.get("path", "")
-                await meter(self.fastapi_app, path, scope["method"], state, status_seen["code"], started)
+                await meter(self.fastapi_app, path, scope["method"], ctx, status_seen["code"])
 
         async def send_with_id(message):
             if message["type"] == "http.response.body" and not message.get("more_body"):
@@ -81,7 +82,7 @@ class EdgeMiddleware:
                 headers += [(b"request-id", request_id.encode()), (b"x-request-id", request_id.encode())]
                 present = {k.lower() for k, _ in headers}
                 try:
-                    extra = await asyncio.to_thread(response_headers, self.fastapi_app, state)
+                    extra = await asyncio.to_thread(response_headers, self.fastapi_app, ctx)
                 except Exception:  # headers are advisory; never fail a response over them
                     log.warning("could not compute rate-limit headers", exc_info=True)
                     extra = {}

@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from candor.api.context import context_of
 from candor.errors import AccessError, CandorError, OverloadedError
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
@@ -28,22 +29,31 @@ def is_openai(request: Request) -> bool:
     return request.url.path.startswith(("/v1/chat/", "/v1/moderations"))
 
 
+def error_body(request: Request, error_type: str, message: str, param: str | None = None,
+               error_code: str | None = None) -> dict[str, object]:
+    """The error body in the request's API shape (Anthropic's carries the request id); also the
+    payload of the error frame that ends a stream that broke after it started."""
+    if is_openai(request):
+        return {"error": {"message": message, "type": error_type, "param": param, "code": error_type}}
+    error: dict[str, object] = {"type": error_type, "message": message}
+    if error_code:
+        error["details"] = {"error_code": error_code}
+    return {"type": "error", "error": error, "request_id": context_of(request).request_id}
+
+
+def body_of(request: Request, exc: CandorError) -> dict[str, object]:
+    return error_body(request, exc.error_type, exc.message, exc.field, exc.error_code)
+
+
 def error_response(request: Request, status: int, error_type: str, message: str,
                    headers: dict[str, str] | None = None, param: str | None = None,
                    error_code: str | None = None) -> JSONResponse:
     """`error_code` becomes `error.details.error_code` (what SDK 2.15+ reads as `APIStatusError.error_code`)."""
-    request_id = getattr(request.state, "request_id", None) or new_request_id()
-    body: dict[str, object]
-    if is_openai(request):
-        body = {"error": {"message": message, "type": error_type, "param": param, "code": error_type}}
-    else:
-        body = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
-        if error_code:
-            body["error"] = {"type": error_type, "message": message, "details": {"error_code": error_code}}
+    request_id = context_of(request).request_id
     out = {"request-id": request_id, "x-request-id": request_id, **(headers or {})}
     if status not in RETRYABLE:
         out["x-should-retry"] = "false"
-    return JSONResponse(body, status_code=status, headers=out)
+    return JSONResponse(error_body(request, error_type, message, param, error_code), status_code=status, headers=out)
 
 
 async def candor_error_handler(request: Request, exc: CandorError) -> JSONResponse:

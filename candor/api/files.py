@@ -16,6 +16,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 
 from candor.accounts.keys import KeyContext
+from candor.api.context import context_of
 from candor.documents.files import FileStore
 from candor.documents.index import default_cache
 from candor.errors import InvalidRequestError
@@ -36,7 +37,7 @@ def owner_of(ctx: KeyContext | None) -> tuple[str, int | None]:
 
 
 def _owner(request: Request) -> str:
-    return owner_of(getattr(request.state, "key", None))[0]
+    return owner_of(context_of(request).key)[0]
 
 
 def _store(request: Request) -> FileStore:
@@ -83,7 +84,7 @@ async def upload(request: Request, background: BackgroundTasks) -> dict:
     expires = parts["expires_in_seconds"][2].decode("latin-1").strip() if "expires_in_seconds" in parts else None
     if expires is not None and not expires.lstrip("-").isdigit():
         raise InvalidRequestError("must be an integer number of seconds", field="expires_in_seconds")
-    owner, key_id = owner_of(getattr(request.state, "key", None))
+    owner, key_id = owner_of(context_of(request).key)
     meta, doc = await asyncio.to_thread(store.create, owner, key_id, filename, content_type, data,
                                         int(expires) if expires is not None else None)
     background.add_task(default_cache().ingest, doc)  # a sync task: Starlette runs it in a thread

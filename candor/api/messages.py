@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from candor.api.answer import begin, streamed, whole
+from candor.api.context import context_of
 from candor.api.critique import critique_for, summary
 from candor.api.documents import PlacedDocuments, cited_frames, place_documents, request_documents
 from candor.api.formatting import FormatSpec, format_spec_from_anthropic
 from candor.api.guard import admit_for, note_request
-from candor.api.sse import SSE_HEADERS, frame
+from candor.api.sse import frame
 from candor.chat.render import Message
 from candor.chat.service import ChatParams, check_max_tokens, render_for
 from candor.documents.place import whole_messages
 from candor.engine.base import Finish, TextDelta
-from candor.errors import CandorError, InvalidRequestError
-from candor.serving.generation import Generation, start_generation
+from candor.errors import InvalidRequestError
+from candor.serving.generation import Generation
 
 router = APIRouter()
 UNSUPPORTED_BLOCKS = {"image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking",
@@ -136,19 +139,14 @@ async def create_message(body: MessagesRequest, request: Request):
         model = await state.hub.get(body.model)
         check_max_tokens(model.entry, body.max_tokens)
         messages, placed = await place_documents(model, messages, system, docs, body.max_tokens, spec is not None)
-    gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request), critique)
-    state.metrics.started(request, gen)
+    gen = await begin(request, body.model, messages, system, params, critique)
     if body.stream:
-        return StreamingResponse(_stream(body, gen, spec, request, placed), media_type="text/event-stream",
-                                 headers=SSE_HEADERS)
-    try:
-        text, finish = await gen.collect()
-        parsed = spec.check(text, finish) if spec else None
-    finally:
-        state.metrics.finished(request, gen)
+        return streamed(request, gen, _frames(body, gen, spec, placed), lambda error: frame("error", error))
+    text, finish = await whole(request, gen)
+    parsed = spec.check(text, finish) if spec else None
     extension = {"parsed": parsed} if parsed is not None else {}
     if gen.critique is not None:
-        extension["self_critique"] = summary(gen.critique, gen.critique_settings, request.state.request_id)
+        extension["self_critique"] = summary(gen.critique, gen.critique_settings, context_of(request).request_id)
     content = None
     if placed is not None:
         extension.update(placed.report())
@@ -173,37 +171,30 @@ def _message_body(model: str, text: str, finish: Finish, input_tokens: int, exte
     return body
 
 
-async def _stream(body: MessagesRequest, gen: Generation, spec: FormatSpec | None, request: Request,
-                  placed: PlacedDocuments | None = None):
-    state = request.app.state
+async def _frames(body: MessagesRequest, gen: Generation, spec: FormatSpec | None,
+                  placed: PlacedDocuments | None = None) -> AsyncIterator[bytes]:
     start: dict[str, Any] = {"id": message_id(), "type": "message", "role": "assistant", "content": [],
                              "model": body.model, "stop_reason": None, "stop_sequence": None,
                              "usage": _usage(gen.input_tokens, 1)}
     if placed is not None:
         start["candor"] = placed.report()  # known before the answer: what went into the prompt
-    try:
-        yield frame("message_start", {"message": start})
-        if placed is not None and placed.citer is not None:
-            yield frame("ping", {})
-            async for chunk in cited_frames(gen.events(), placed.citer):
-                yield chunk
-        else:
-            yield frame("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
-            yield frame("ping", {})
-            async for event in gen.events():
-                if isinstance(event, TextDelta):
-                    yield frame("content_block_delta",
-                                {"index": 0, "delta": {"type": "text_delta", "text": event.text}})
-            yield frame("content_block_stop", {"index": 0})
-        finish = gen.finish
-        assert finish is not None
-        if spec:
-            spec.check("".join(gen.text_parts), finish)
-        yield frame("message_delta", {
-            "delta": {"stop_reason": finish.stop_reason, "stop_sequence": finish.stop_sequence},
-            "usage": {"input_tokens": gen.input_tokens, "output_tokens": finish.usage.output_tokens}})
-        yield frame("message_stop", {})
-    except CandorError as exc:
-        yield frame("error", {"type": "error", "error": {"type": exc.error_type, "message": exc.message}})
-    finally:
-        state.metrics.finished(request, gen)
+    yield frame("message_start", {"message": start})
+    if placed is not None and placed.citer is not None:
+        yield frame("ping", {})
+        async for chunk in cited_frames(gen.events(), placed.citer):
+            yield chunk
+    else:
+        yield frame("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+        yield frame("ping", {})
+        async for event in gen.events():
+            if isinstance(event, TextDelta):
+                yield frame("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": event.text}})
+        yield frame("content_block_stop", {"index": 0})
+    finish = gen.finish
+    assert finish is not None
+    if spec:
+        spec.check("".join(gen.text_parts), finish)
+    yield frame("message_delta", {
+        "delta": {"stop_reason": finish.stop_reason, "stop_sequence": finish.stop_sequence},
+        "usage": {"input_tokens": gen.input_tokens, "output_tokens": finish.usage.output_tokens}})
+    yield frame("message_stop", {})

@@ -9,6 +9,8 @@ from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from candor.api.context import context_of
+
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
@@ -45,7 +47,8 @@ class Metrics:
         self.latency.labels(endpoint).observe(seconds)
 
     def started(self, request: Request, gen) -> None:
-        request.state.generation = gen
+        """Keep the generation on the request's context (the usage record reads it at the end)."""
+        context_of(request).generation = gen
 
     def finished(self, request: Request, gen) -> None:
         """Called once a generation ends (also for streams, whose HTTP status came earlier)."""
@@ -58,7 +61,7 @@ class Metrics:
         self.tokens.labels(gen.model.name, "input").inc(gen.input_tokens)
         if gen.finish is not None:
             self.tokens.labels(gen.model.name, "output").inc(gen.finish.usage.output_tokens)
-        request.state.generation_seconds = time.perf_counter() - gen.started
+        context_of(request).generation_seconds = time.perf_counter() - gen.started
 
     def moderation(self, event) -> None:
         """A recorder for candor.moderation.service.Moderator: counts each flagged decision."""

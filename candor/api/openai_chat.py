@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from candor.api.answer import begin, streamed, whole
 from candor.api.critique import critique_for
 from candor.api.documents import openai_documents, place_documents
 from candor.api.formatting import FormatSpec, format_spec_from_openai
 from candor.api.guard import admit_for, note_request
-from candor.api.sse import SSE_HEADERS, data_only
+from candor.api.sse import data_only
 from candor.chat.render import Message
 from candor.chat.service import ChatParams, check_max_tokens
 from candor.engine.base import Finish, TextDelta
-from candor.errors import CandorError, InvalidRequestError
-from candor.serving.generation import Generation, start_generation
+from candor.errors import InvalidRequestError
+from candor.serving.generation import Generation
 
 router = APIRouter()
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "refusal": "content_filter"}
@@ -118,19 +120,14 @@ async def chat_completions(body: ChatRequest, request: Request):
         model = await state.hub.get(body.model)
         check_max_tokens(model.entry, max_tokens)
         messages, placed = await place_documents(model, messages, system, docs, max_tokens, spec is not None)
-    gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request), critique)
-    state.metrics.started(request, gen)
+    gen = await begin(request, body.model, messages, system, params, critique)
     cid, created = completion_id(), int(time.time())
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
-        return StreamingResponse(_stream(body.model, cid, created, gen, spec, include_usage, request),
-                                 media_type="text/event-stream", headers=SSE_HEADERS)
-    try:
-        text, finish = await gen.collect()
-        if spec:
-            spec.check(text, finish)
-    finally:
-        state.metrics.finished(request, gen)
+        return streamed(request, gen, _frames(body.model, cid, created, gen, spec, include_usage), data_only)
+    text, finish = await whole(request, gen)
+    if spec:
+        spec.check(text, finish)
     out = {
         "id": cid, "object": "chat.completion", "created": created, "model": body.model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
@@ -147,28 +144,22 @@ def _usage(input_tokens: int, finish: Finish) -> dict[str, int]:
     return {"prompt_tokens": input_tokens, "completion_tokens": out, "total_tokens": input_tokens + out}
 
 
-async def _stream(model: str, cid: str, created: int, gen: Generation, spec: FormatSpec | None,
-                  include_usage: bool, request: Request):
+async def _frames(model: str, cid: str, created: int, gen: Generation, spec: FormatSpec | None,
+                  include_usage: bool) -> AsyncIterator[bytes]:
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
         return data_only({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]})
 
-    try:
-        yield chunk({"role": "assistant", "content": ""})
-        async for event in gen.events():
-            if isinstance(event, TextDelta):
-                yield chunk({"content": event.text})
-        finish = gen.finish
-        assert finish is not None
-        if spec:
-            spec.check("".join(gen.text_parts), finish)
-        yield chunk({}, FINISH[finish.stop_reason])
-        if include_usage:
-            yield data_only({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                             "choices": [], "usage": _usage(gen.input_tokens, finish)})
-        yield data_only("[DONE]")
-    except CandorError as exc:
-        yield data_only({"error": {"message": exc.message, "type": exc.error_type, "param": exc.field,
-                                   "code": exc.error_type}})
-    finally:
-        request.app.state.metrics.finished(request, gen)
+    yield chunk({"role": "assistant", "content": ""})
+    async for event in gen.events():
+        if isinstance(event, TextDelta):
+            yield chunk({"content": event.text})
+    finish = gen.finish
+    assert finish is not None
+    if spec:
+        spec.check("".join(gen.text_parts), finish)
+    yield chunk({}, FINISH[finish.stop_reason])
+    if include_usage:
+        yield data_only({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                         "choices": [], "usage": _usage(gen.input_tokens, finish)})
+    yield data_only("[DONE]")

@@ -7,20 +7,21 @@ by the shared chat renderer, so a model with its own chat template still gets it
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from candor.api.answer import begin, streamed, whole
 from candor.api.critique import critique_for
-from candor.api.guard import admit_for, note_request
-from candor.api.sse import SSE_HEADERS, frame
+from candor.api.guard import note_request
+from candor.api.sse import frame
 from candor.chat.render import ASSISTANT, HUMAN, parse_prompt
 from candor.chat.service import ChatParams
 from candor.engine.base import TextDelta
-from candor.errors import CandorError
-from candor.serving.generation import Generation, start_generation
+from candor.serving.generation import Generation
 
 router = APIRouter()
 
@@ -45,18 +46,12 @@ async def complete(body: CompleteRequest, request: Request):
     params = ChatParams(max_tokens=body.max_tokens_to_sample,
                         temperature=body.temperature,
                         top_p=body.top_p, top_k=body.top_k, stop_sequences=tuple(body.stop_sequences or ()))
-    state = request.app.state
     critique = critique_for(request, body.model, None, False)  # the registry's setting only
-    gen = await start_generation(state.hub, body.model, messages, system, params, admit_for(request), critique)
-    state.metrics.started(request, gen)
+    gen = await begin(request, body.model, messages, system, params, critique)
     cid = "compl_" + uuid.uuid4().hex[:24]
     if body.stream:
-        return StreamingResponse(_stream(body.model, cid, gen, request), media_type="text/event-stream",
-                                 headers=SSE_HEADERS)
-    try:
-        text, finish = await gen.collect()
-    finally:
-        state.metrics.finished(request, gen)
+        return streamed(request, gen, _frames(body.model, cid, gen), lambda error: frame("error", error))
+    text, finish = await whole(request, gen)
     return JSONResponse({"type": "completion", "id": cid, "completion": text,
                          "stop_reason": _stop_reason(finish.stop_reason), "stop": _stop(finish), "model": body.model})
 
@@ -72,21 +67,16 @@ def _stop(finish) -> str | None:
     return HUMAN if finish.stop_reason == "end_turn" else None
 
 
-async def _stream(model: str, cid: str, gen: Generation, request: Request):
-    try:
-        async for event in gen.events():
-            if isinstance(event, TextDelta):
-                yield frame("completion", {"type": "completion", "id": cid, "completion": event.text,
-                                           "stop_reason": None, "model": model})
-        finish = gen.finish
-        assert finish is not None  # the stream ended, so its Finish arrived
-        yield frame("completion", {"type": "completion", "id": cid, "completion": "",
-                                   "stop_reason": _stop_reason(finish.stop_reason), "stop": _stop(finish),
-                                   "model": model})
-    except CandorError as exc:
-        yield frame("error", {"type": "error", "error": {"type": exc.error_type, "message": exc.message}})
-    finally:
-        request.app.state.metrics.finished(request, gen)
+async def _frames(model: str, cid: str, gen: Generation) -> AsyncIterator[bytes]:
+    async for event in gen.events():
+        if isinstance(event, TextDelta):
+            yield frame("completion", {"type": "completion", "id": cid, "completion": event.text,
+                                       "stop_reason": None, "model": model})
+    finish = gen.finish
+    assert finish is not None  # the stream ended, so its Finish arrived
+    yield frame("completion", {"type": "completion", "id": cid, "completion": "",
+                               "stop_reason": _stop_reason(finish.stop_reason), "stop": _stop(finish),
+                               "model": model})
 
 
 __all__ = ["ASSISTANT", "parse_prompt", "router"]

@@ -8,7 +8,7 @@ the stream is handed to the endpoint's framing. Timing for metrics is kept here 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,14 +26,14 @@ class Generation:
     input_tokens: int
     started: float
     _first: Event | None
-    _events: AsyncIterator[Event]
+    _events: AsyncGenerator[Event, None]
     first_token_at: float | None = None
     finish: Finish | None = None
     text_parts: list[str] = field(default_factory=list)
     critique: Any = None  # candor.cai.critique.CritiqueResult of a self-critiqued answer
     critique_settings: Any = None
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         """All events, the primed first one included; closing this cancels generation."""
         try:
             if self._first is not None:
@@ -76,7 +76,7 @@ class Gate(Protocol):
         """The input tokens actually used, when more than admitted (self-critique's extra calls)."""
 
 
-async def _replay(text: str, finish: Finish) -> AsyncIterator[Event]:
+async def _replay(text: str, finish: Finish) -> AsyncGenerator[Event, None]:
     if text:
         yield TextDelta(text)
     yield finish
@@ -159,14 +159,14 @@ def _moderate_output(gen: Generation, admitted: Admitted, caller: Any) -> Genera
     if moderator is None:
         return gen
 
-    async def chain(first: Event | None, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    async def chain(first: Event | None, rest: AsyncGenerator[Event, None]) -> AsyncGenerator[Event, None]:
         try:
             if first is not None:
                 yield first
             async for event in rest:
                 yield event
         finally:
-            await rest.aclose()  # type: ignore[attr-defined]
+            await rest.aclose()
 
     first, gen._first = gen._first, None
     events = chain(first, gen._events)
