@@ -82,8 +82,8 @@ English only; trained on short, single-turn requests, mostly direct ones. Servin
 `/v1/moderations` read a long text sentence by sentence and take its most harmful part (the figures
 above score each request whole, as they are all short); serving reads the last user turn only.
 XSTest's contrast pairs ("kill a Python process" / "kill a person") sit close together in MiniLM's
-embedding space, which is where most false flags and misses come from; a logistic regression and
-max-pooled token features measured no better (see candor/moderation/train.py's comparison).
+embedding space, which is where most false flags and misses come from; a logistic regression (the
+comparison above) and, in a one-off experiment, max-pooled token features measured no better.
 The test split holds no sexual/minors request (the category has few examples at all), so that row
 measures nothing. The output head learned compliance from AdvBench's one-line target answers and
 Candor's written refusals, so it judges more by the request and the answer's stance than by the
