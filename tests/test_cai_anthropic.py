@@ -6,10 +6,10 @@ import json
 
 import httpx
 
-from candor.cai.anthropic_engine import AnthropicEngine, is_anthropic
 from candor.cai.revise import ReviseSettings, revise_one
 from candor.constitution import load_constitution
-from candor.engine.hub import LoadedModel
+from candor.engine.anthropic import AnthropicEngine
+from candor.engine.hub import LoadedModel, is_anthropic
 from candor.registry import ModelEntry
 
 

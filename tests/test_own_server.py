@@ -5,10 +5,8 @@ At temperature 0 the same model must give the same text through the server as in
 from __future__ import annotations
 
 import pytest
-
 from test_api import KEY, running_server
 
-from candor.cai.anthropic_engine import load_generator
 from candor.cai.revise import ReviseSettings, revise_one
 from candor.constitution import load_constitution
 from candor.engine.hub import EngineHub
@@ -37,7 +35,7 @@ async def test_anthropic_engine_revises_through_candors_server_as_in_process(ser
                       'context_window = 8192\n')
     monkeypatch.setenv("OWN_KEY", KEY)
     remote_hub = EngineHub(load_registry(str(models)))
-    remote = await load_generator(remote_hub, "candor-over-http")
+    remote = await remote_hub.get("candor-over-http")  # the hub builds it like any engine
     assert type(remote.engine).__name__ == "AnthropicEngine"
     local = await hub.get("candor-instant")
     constitution = load_constitution()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from candor.cai.anthropic_engine import load_generator
 from candor.cai.feedback import FeedbackSettings
 from candor.cai.judged import JudgedPairsSettings
 from candor.cai.revise import ReviseSettings
@@ -39,7 +38,7 @@ def revise(models_file, **values):
 
     async def run():
         try:
-            return await run_revise(await load_generator(hub, cfg.model), cfg, log=lambda m: click.echo(m, err=True))
+            return await run_revise(await hub.get(cfg.model), cfg, log=lambda m: click.echo(m, err=True))
         finally:
             await hub.close()
 
@@ -61,7 +60,7 @@ def feedback(models_file, **values):
 
     async def run():
         try:
-            return await run_feedback(await load_generator(hub, cfg.policy), await hub.get(cfg.feedback_model), cfg,
+            return await run_feedback(await hub.get(cfg.policy), await hub.get(cfg.feedback_model), cfg,
                                       log=lambda m: click.echo(m, err=True))
         finally:
             await hub.close()
@@ -200,7 +199,7 @@ def critique(text, model_name, rounds, seed, max_tokens, temperature, system, co
 
     async def run():
         try:
-            return await self_critique(await load_generator(hub, name), [Message("user", text)], system, params, settings,
+            return await self_critique(await hub.get(name), [Message("user", text)], system, params, settings,
                                        constitution)
         finally:
             await hub.close()

@@ -28,8 +28,20 @@ class LoadedModel:
         return self.entry.name
 
 
+def is_anthropic(entry: ModelEntry) -> bool:
+    """A remote entry that speaks Anthropic's Messages API (`remote_protocol = "anthropic"`)."""
+    return entry.engine == "remote" and entry.extra.get("remote_protocol") == "anthropic"
+
+
 def build_engine(entry: ModelEntry, progress: Progress | None = None) -> LoadedModel:
     """Create the engine an entry describes (blocking: loads weights)."""
+    if entry.engine == "remote" and is_anthropic(entry):
+        from candor.engine.anthropic import AnthropicEngine
+
+        key = os.environ.get(entry.api_key_env, "") if entry.api_key_env else ""
+        messages_client = AnthropicEngine(entry.name, entry.resolved(entry.base_url),
+                                          entry.resolved(entry.remote_model) or entry.name, key, entry.context_window)
+        return LoadedModel(entry, messages_client, None, {})  # the engine sends messages, not a prompt
     if entry.engine == "remote":
         from candor.engine.remote import RemoteConfig, RemoteEngine
 

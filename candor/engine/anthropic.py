@@ -1,5 +1,6 @@
 """A generation-only engine for Anthropic-compatible endpoints (`POST /v1/messages`), so a
-stronger remote model can write critiques and revisions for `candor cai revise`.
+stronger remote model can write critiques and revisions for `candor cai revise`; the engine hub
+builds it like every other engine.
 
 Selected by a registry entry with `engine = "remote"` and the extra field
 `remote_protocol = "anthropic"` (`base_url` up to and including `/v1`, `api_key_env`,
@@ -9,17 +10,12 @@ another. The Messages API gives no log-probabilities, so such a model cannot be 
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 
 import httpx
 
 from candor.engine.base import Engine, Event, Finish, GenerateRequest, Health, TextDelta, Usage
-from candor.engine.hub import EngineHub, LoadedModel
 from candor.errors import EngineError, InvalidRequestError
-from candor.registry import ModelEntry
-
-PROTOCOL_FIELD = "remote_protocol"
 
 
 class AnthropicEngine(Engine):
@@ -78,18 +74,3 @@ class AnthropicEngine(Engine):
 
     async def close(self) -> None:
         await self._client.aclose()
-
-
-def is_anthropic(entry: ModelEntry) -> bool:
-    return entry.engine == "remote" and entry.extra.get(PROTOCOL_FIELD) == "anthropic"
-
-
-async def load_generator(hub: EngineHub, name: str) -> LoadedModel:
-    """The model by registry name, through an Anthropic-compatible endpoint when the entry says so."""
-    entry = hub.registry.get(name)
-    if not is_anthropic(entry):
-        return await hub.get(name)
-    key = os.environ.get(entry.api_key_env, "") if entry.api_key_env else ""
-    engine = AnthropicEngine(entry.name, entry.resolved(entry.base_url), entry.resolved(entry.remote_model) or name,
-                             key, entry.context_window)
-    return LoadedModel(entry, engine, None, {})  # the engine sends messages, not the prompt
