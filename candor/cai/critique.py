@@ -28,7 +28,7 @@ from typing import Any
 from candor.chat.render import Message, as_messages
 from candor.chat.service import ChatParams, stream_chat
 from candor.constitution import Constitution, Principle, load_constitution
-from candor.engine.base import Finish, TextDelta
+from candor.engine.base import Finish, collect
 from candor.engine.hub import LoadedModel
 from candor.errors import InvalidRequestError
 
@@ -126,15 +126,8 @@ def fewshot_turns(k: int) -> list[Message]:
 
 async def generate(model: LoadedModel, messages: Sequence[Message], system: str | None,
                    params: ChatParams) -> tuple[str, Finish]:
-    parts: list[str] = []
-    finish: Finish | None = None
-    async for event in stream_chat(model, messages, system, params):
-        if isinstance(event, TextDelta):
-            parts.append(event.text)
-        else:
-            finish = event
-    assert finish is not None
-    return "".join(parts).strip(), finish
+    text, finish = await collect(stream_chat(model, messages, system, params))
+    return text.strip(), finish
 
 
 async def critique_and_revise(model: LoadedModel, conversation: Sequence[Message], answer: str,
