@@ -24,6 +24,19 @@ for model in $MODELS; do
     -o harmlessness-jailbreak.max_tokens=64 -o over-refusal.max_tokens=64 -o over-refusal.labels=safe \
     -o formats.max_tokens=192 -o long-context.lengths=1024,2048,4096,7168 "$@"
 done
+# The default model deployed: the same safety tasks and samples through a local `candor serve` with
+# moderation on (candor eval --deployed; runs under candor-instant_deployed). DEPLOYED="" skips it.
+# benchmarks/moderation_deployed.py compares it with the raw runs on the requests the moderation
+# classifier never trained on.
+DEPLOYED="${DEPLOYED-candor-instant}"
+if [ -n "$DEPLOYED" ]; then
+  # shellcheck disable=SC2086
+  .venv/bin/candor eval harmlessness-direct harmlessness-jailbreak over-refusal --deployed --model "$DEPLOYED" \
+    --seed 1234 --out docs/report/runs --no-store-prompts --quiet \
+    --limit harmlessness-direct=100 --limit harmlessness-jailbreak=100 --limit over-refusal=250 \
+    -o harmlessness-direct.max_tokens=64 -o harmlessness-jailbreak.max_tokens=64 -o over-refusal.max_tokens=64 \
+    -o over-refusal.labels=safe "$@"
+fi
 # The document path, in process on candor-instant (retrieval and citations are the server's, the
 # same for every adapter): needles in 10K-200K-token haystacks, and questions with citations over
 # generated documents of 2K, 20K and 100K tokens. DOC_TASKS="" skips them.
