@@ -144,3 +144,9 @@ def test_eval_deployed_runs_through_a_moderated_server(tmp_path):
     assert config["model"]["kind"] == "anthropic-endpoint"
     rows = [json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and any(r.get("stop_reason") == "refusal" for r in rows)  # AdvBench/HarmBench requests
+    # a larger limit resumes the run (the server's port differs each time; the run's record must not)
+    more = subprocess.run([sys.executable, "-m", "candor", "eval", "harmlessness-direct", "--deployed", "--limit", "4",
+                           "--out", str(tmp_path), "--quiet", "-o", "max_tokens=8", "--no-store-prompts"],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert more.returncode == 0, more.stderr
+    assert len((folder / "items.jsonl").read_text().splitlines()) == 4

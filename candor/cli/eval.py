@@ -13,6 +13,7 @@ import click
 from candor.cli.common import handle_errors
 from candor.errors import InvalidRequestError
 
+DEPLOYED_URL = "a local candor serve with moderation on (candor eval --deployed)"
 # The data sets each task reads (for --download).
 TASK_DATA = {"gsm8k": ["gsm8k"], "humaneval": ["humaneval"], "mmlu": ["mmlu"], "mmlu-law": ["mmlu"],
              "mmlu-medicine": ["mmlu"], "truthfulqa-mc1": ["truthfulqa"], "bbq": ["bbq"],
@@ -204,6 +205,9 @@ async def _run_all(names, classes, configs, models, endpoint, api, api_key, cont
             model = await open_model(spec, endpoint=endpoint, api=api, api_key=api_key, hub=hub,
                                      context_window=context_window)
             model.label += label_suffix
+            if label_suffix:  # the deployed server's port changes from run to run; resuming must not care
+                described = {**model.describe(), "url": DEPLOYED_URL}
+                model.describe = lambda: described  # type: ignore[method-assign]
             try:
                 for name in names:
                     task = classes[name](configs[name], Data(data_dir))
