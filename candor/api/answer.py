@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from candor.api.context import context_of
 from candor.api.errors import body_of
 from candor.api.guard import admit_for
 from candor.api.sse import SSE_HEADERS
@@ -26,9 +27,8 @@ from candor.serving.generation import Generation, start_generation
 async def begin(request: Request, model: str, messages: Iterable[Message | Mapping[str, str]], system: str | None,
                 params: ChatParams, critique: Any = None) -> Generation:
     """Admit and start the answer; errors before its first token still get their HTTP status."""
-    state = request.app.state
-    gen = await start_generation(state.hub, model, messages, system, params, admit_for(request), critique)
-    state.metrics.started(request, gen)
+    gen = await start_generation(request.app.state.hub, model, messages, system, params, admit_for(request), critique)
+    context_of(request).generation = gen  # the usage record reads it when the request ends
     return gen
 
 

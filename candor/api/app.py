@@ -23,8 +23,9 @@ from candor.api.errors import (
     unexpected_error_handler,
     validation_error_handler,
 )
-from candor.api.guard import meter, require_key, response_headers
+from candor.api.guard import require_key
 from candor.api.hosts import HostCheckMiddleware, HostPolicy
+from candor.api.metering import meter, response_headers
 from candor.api.metrics import Metrics
 from candor.api.text_check import require_valid_text
 from candor.documents.files import FileStore

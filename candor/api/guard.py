@@ -1,24 +1,19 @@
-"""Access for API requests: the key check (a dependency), admission once the prompt's size is
-known, and, when the request has ended, the usage record and rate-limit headers (called by the
-edge middleware). Everything it learns goes into the request's `RequestContext`."""
+"""Access for API requests: the key check (a dependency) and the admission gate once the prompt's
+size is known. What it learns goes into the request's `RequestContext` (candor.api.metering
+writes the usage record and rate-limit headers from it)."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any
 
 from fastapi import Request
 
 from candor.accounts.access import ANONYMOUS, AccessControl, Admission
 from candor.accounts.keys import KeyContext
 from candor.api.auth import presented_key
-from candor.api.context import RequestContext, context_of
+from candor.api.context import context_of
 from candor.errors import AccessError
 from candor.registry import ModelEntry
-from candor.serving.critique import record
-
-METERED = {"/v1/messages", "/v1/complete", "/v1/chat/completions"}
 
 
 async def require_key(request: Request) -> None:
@@ -87,35 +82,3 @@ class RequestGate:
 
 def admit_for(request: Request) -> RequestGate:
     return RequestGate(request)
-
-
-def response_headers(app: Any, ctx: RequestContext) -> dict[str, str]:
-    """Rate-limit headers for the response being started."""
-    if ctx.admission is not None and ctx.admission.headers:
-        return ctx.admission.headers
-    if ctx.key is None or ctx.key.key_id is None:
-        return {}
-    headers: dict[str, str] = app.state.access.headers_for(ctx.key, ctx.model_entry)
-    return headers
-
-
-async def meter(app: Any, path: str, method: str, ctx: RequestContext, status: int) -> None:
-    """One usage record per request to a generation endpoint, whatever its outcome."""
-    if method != "POST" or path not in METERED:
-        return
-    gen = ctx.generation
-    finish = gen.finish if gen is not None else None
-    if gen is not None and gen.critique is not None:
-        await asyncio.to_thread(record, app.state.store, gen.critique, gen.critique_settings, gen.model.entry.name,
-                                request_id=ctx.request_id, key_id=getattr(ctx.key, "key_id", None))
-    entry = ctx.model_entry
-    model_name = ctx.model_name or (entry.name if entry else "")
-    if entry is None and model_name and model_name in app.state.hub.registry:
-        entry = app.state.hub.registry.get(model_name)
-    output_tokens = finish.usage.output_tokens if finish else 0
-    charged_input = ctx.input_tokens if gen is not None else 0
-    await asyncio.to_thread(
-        app.state.access.finish, ctx.key, ctx.admission, entry, model_name=model_name,
-        endpoint=path, input_tokens=charged_input, output_tokens=output_tokens,
-        ttft_s=gen.ttft if gen is not None else None, latency_s=time.perf_counter() - ctx.started,
-        status=status, end_user=ctx.end_user)

@@ -46,10 +46,6 @@ class Metrics:
         self.requests.labels(endpoint, str(status)).inc()
         self.latency.labels(endpoint).observe(seconds)
 
-    def started(self, request: Request, gen) -> None:
-        """Keep the generation on the request's context (the usage record reads it at the end)."""
-        context_of(request).generation = gen
-
     def finished(self, request: Request, gen) -> None:
         """Called once a generation ends (also for streams, whose HTTP status came earlier)."""
         if getattr(gen, "_metered", False):
