@@ -161,6 +161,8 @@ def test_citations_are_verbatim_spans_that_support_the_answer():
     assert not segments[1].citations  # "I like cheese." is not in the document
     [wrong] = citer.segments("The island had exactly thirty goats.")
     assert not wrong.citations  # a sentence with a number the document sentence lacks is not supported by it
+    [renamed] = citer.segments("The lighthouse keeper was named Amelia Blackwood.")
+    assert not renamed.citations  # nor one naming someone the document sentence does not name
     [spelled] = citer.segments("The island had exactly 42 goats.")
     assert spelled.citations[0]["cited_text"] == FACTS[2]  # 42 is what "forty-two" states
     blocks = content_blocks(segments)

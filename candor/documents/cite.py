@@ -8,7 +8,8 @@ re-scored with MiniLM embeddings, support = (lexical + cosine) / 2, and the best
 its lexical share is at least MIN_LEXICAL and its support at least MIN_SUPPORT (without embeddings:
 lexical share at least MIN_SUPPORT alone). A document sentence never supports an answer sentence
 with a number it does not contain itself (as digits or as words up to ninety-nine), so "30 goats"
-is not cited to "forty-two goats". Uncited sentences stay plain text. A citation therefore
+is not cited to "forty-two goats", nor one naming someone (a capitalised word after the first) it
+does not name. Uncited sentences stay plain text. A citation therefore
 says "this passage of the document supports this sentence of the answer" by measured overlap; it
 does not prove the model read it there.
 """
@@ -55,6 +56,12 @@ def numbers(text: str) -> frozenset[str]:
         else:
             found.add(str(_TENS[tens.lower()] + (_UNITS.index(unit.lower()) if unit else 0)))
     return frozenset(found)
+
+
+def names(text: str) -> set[str]:
+    """Capitalised words after a sentence's first word (names, places), lower-cased."""
+    words = [m.group() for m in _WORD.finditer(text)]
+    return {w.lower() for w in words[1:] if w[:1].isupper() and w.lower() not in _STOP and len(w) > 1}
 
 
 def content_words(text: str) -> set[str]:
@@ -119,9 +126,9 @@ class Citer:
         words = content_words(sentence)
         if len(words) < 2 or not self.candidates:
             return None
-        stated = numbers(sentence)
+        stated, named = numbers(sentence), names(sentence)
         lexical = [(len(words & c.words) / len(words), k) for k, c in enumerate(self.candidates)
-                   if stated <= c.numbers]
+                   if stated <= c.numbers and named <= c.words]
         lexical.sort(key=lambda t: -t[0])
         shortlist = [(share, k) for share, k in lexical[:SHORTLIST] if share >= MIN_LEXICAL]
         if not shortlist:
