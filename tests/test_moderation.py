@@ -295,3 +295,52 @@ def test_policy_file_is_valid_toml_with_every_message():
 
     doc = tomllib.loads(Path(load_policy.__globals__["POLICY_FILE"]).read_text())
     assert set(CATEGORIES) | {"default", "output"} <= set(doc["messages"])
+
+
+def test_caller_of_reads_the_gates_caller():
+    from types import SimpleNamespace
+
+    from candor.moderation.service import caller_of
+
+    key = SimpleNamespace(prefix="cnd-abc", username="ann")
+    assert caller_of(None) is None
+    assert caller_of(SimpleNamespace(caller=key)) is key  # PageGate and the API's RequestGate both expose it
+    from candor.api.guard import RequestGate
+    from candor.web.admission import PageGate
+
+    assert isinstance(getattr(RequestGate, "caller", None), property) and hasattr(PageGate(None, key), "caller")
+
+
+async def test_per_key_mode_applies_in_serving(tmp_path, monkeypatch):
+    """A key whose policy entry turns input moderation off gets its harmful request through; the
+    deployment's other callers are still blocked."""
+    from types import SimpleNamespace
+
+    from candor.serving.generation import admit_generation, begin_generation
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[keys."cnd-research"]\ninput = "off"\n[messages]\ndefault = "No ({principle})."\n')
+    monkeypatch.setenv("CANDOR_MODERATION_POLICY", str(policy))
+    engine = ScriptedEngine("Answer.")
+    hub = hub_with(engine, Modes("block", "off"))
+
+    class Gate:
+        def __init__(self, prefix):
+            self.caller = SimpleNamespace(prefix=prefix, username="someone", key_id=None, user_id=None)
+
+        def allow_model(self, entry):
+            pass
+
+        async def admit(self, entry, input_tokens):
+            pass
+
+        def charge_input(self, input_tokens):
+            pass
+
+    messages = [{"role": "user", "content": next(iter(HARMFUL))}]
+    researcher = await begin_generation(await admit_generation(hub, "scripted", messages, None, PARAMS,
+                                                               Gate("cnd-research")))
+    assert (await researcher.collect())[0] == "Answer." and len(engine.prompts) == 1
+    other = await begin_generation(await admit_generation(hub, "scripted", messages, None, PARAMS, Gate("cnd-other")))
+    text, finish = await other.collect()
+    assert finish.stop_reason == "refusal" and text.startswith("No (") and len(engine.prompts) == 1
