@@ -109,3 +109,24 @@ def test_chat_repl_commands_and_transcript(candor_bin, tmp_path):
     assert "**System:**" in text and "You answer in one short sentence." in text
     assert "What is 2+2?" in text and "Name a colour \nthat is warm." in text
     assert text.count("**Assistant:**") == 2  # saved before /reset and the third question
+
+
+def test_purge_clears_old_moderation_text_with_old_conversations(candor_bin, tmp_path):
+    import datetime as dt
+
+    from candor.store import Store
+    from candor.store.models import ModerationEvent, utcnow
+
+    url = f"sqlite:///{tmp_path / 'purge.db'}"
+    store = Store(url)
+    store.upgrade()
+    with store.session() as s:
+        s.add_all([ModerationEvent(stage="input", action="block", category="weapons", score=0.9, threshold=0.5, text="old request",
+                                   created_at=utcnow() - dt.timedelta(days=40)),
+                   ModerationEvent(stage="input", action="flag", category="crime", score=0.7, threshold=0.5, text="new request")])
+    result = run(candor_bin, "purge", "--days", "30", env={"CANDOR_DATABASE_URL": url}, check=True)
+    assert "the text of 1 moderation decisions" in result.stdout
+    with store.session() as s:
+        kept = {e.category: e.text for e in s.query(ModerationEvent)}
+    assert kept == {"weapons": None, "crime": "new request"}  # the decision stays, its old text goes
+    store.dispose()

@@ -256,16 +256,21 @@ def cost(models, answer_words, rounds, question_words, n_users, conversations_pe
 @click.option("--days", type=int, default=None, help="Retention in days (default: $CANDOR_RETENTION_DAYS).")
 @handle_errors
 def purge(days):
-    """Delete conversation text older than the retention period."""
-
+    """Delete conversation text (conversations, and the judged text of moderation decisions) older
+    than the retention period."""
     from candor.accounts.retention import purge_conversations
     from candor.errors import InvalidRequestError
 
     days = days if days is not None else env("CANDOR_RETENTION_DAYS")
     if days is None:
         raise InvalidRequestError("give --days or set CANDOR_RETENTION_DAYS", field="days")
-    removed = purge_conversations(_store(), int(days))
-    click.echo(f"purged {removed} conversations older than {int(days)} days")
+    from candor.moderation.records import purge_text
+
+    store = _store()
+    removed = purge_conversations(store, int(days))
+    cleared = purge_text(store, int(days))  # moderation decisions keep their category, lose the text
+    click.echo(f"purged {removed} conversations and the text of {cleared} moderation decisions older than "
+               f"{int(days)} days")
 
 
 COMMANDS = [db, users, keys, usage, cost, purge]
