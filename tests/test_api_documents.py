@@ -19,14 +19,15 @@ GREEDY = {"temperature": 0}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")  # a fresh embeddings cache: the first question really embeds
-    import os
+    from pathlib import Path
 
-    models = os.environ.get("CANDOR_HOME")
-    env = {"CANDOR_HOME": str(home)}
-    if models:  # reuse the assembled model weights
-        (home / "models").symlink_to(os.path.join(models, "models"))
-    with running_server(env=env) as url:
+    from candor.config import settings
+
+    home = tmp_path_factory.mktemp("home")  # a fresh embeddings cache: the first question really embeds
+    shared = settings().models_dir  # the test session's model cache, shared rather than assembled again
+    shared.mkdir(parents=True, exist_ok=True)
+    (home / "models").symlink_to(Path(shared).resolve())
+    with running_server(env={"CANDOR_HOME": str(home)}) as url:
         yield url
 
 
