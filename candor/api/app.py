@@ -115,16 +115,18 @@ class EdgeMiddleware:
                     return await upstream()
 
                 receive = receive_again
-        if too_big:
-            request = Request(scope)
-            response = error_response(request, 413, "request_too_large",
-                                      f"request body is larger than {self.max_body_bytes} bytes")
-            await response(scope, receive, send_with_id)
-        else:
-            await self.app(scope, receive, send_with_id)
-        path = scope.get("route").path if scope.get("route") is not None else "other"
-        self.metrics.observe_request(path, status_seen["code"], time.perf_counter() - started)
-        await record_usage()  # a client that disconnected never got a last chunk
+        try:
+            if too_big:
+                request = Request(scope)
+                response = error_response(request, 413, "request_too_large",
+                                          f"request body is larger than {self.max_body_bytes} bytes")
+                await response(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        finally:  # also when the request is cancelled (the client went away, the server shuts down)
+            path = scope.get("route").path if scope.get("route") is not None else "other"
+            self.metrics.observe_request(path, status_seen["code"], time.perf_counter() - started)
+            await asyncio.shield(record_usage())  # a client that disconnected never got a last chunk
 
 
 def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, no_auth: bool = False,
