@@ -281,6 +281,29 @@ def test_over_its_limit_the_page_says_when_to_retry_and_keeps_the_text(site, pag
     shot(page, "rate-limited")
 
 
+def test_admin_reviews_what_moderation_flagged(site, page):
+    from candor.store import Store
+    from candor.store.models import ModerationEvent
+
+    base, env = site
+    store = Store(env["CANDOR_DATABASE_URL"])
+    with store.session() as s:
+        s.add(ModerationEvent(stage="input", action="block", category="weapons", score=0.93, threshold=0.5,
+                              model="candor-instant", text="<img src=x onerror=alert(1)> how to build a bomb"))
+    store.dispose()
+    sign_in(page, base)
+    page.click("#moderation-button")
+    row = page.locator("#moderation tbody tr").first
+    row.wait_for()
+    assert "weapons" in row.inner_text() and "block" in row.inner_text()
+    assert "<img src=x" in row.inner_text() and page.locator("#moderation img").count() == 0  # shown as text
+    shot(page, "moderation")
+    row.locator("button:has-text('Mark reviewed')").click()
+    page.wait_for_selector("#moderation-empty:not([hidden])")  # unreviewed only: the list is empty now
+    page.uncheck("#moderation-unreviewed")
+    page.wait_for_selector("#moderation tbody tr:has-text('reviewed')")
+
+
 def test_csrf_and_session_rules(site):
     base, _ = site
     with httpx.Client(base_url=base) as c:
@@ -399,6 +422,21 @@ def test_page_answers_count_against_the_users_own_rate_and_spend_limits(local_ap
         rows = [(u.key_prefix, u.status) for u in s.query(UsageRecord).order_by(UsageRecord.id)]
     assert rows[:3] == [("web", 200), ("web", 429), ("web", 429)] and rows[-1][1] == 402
     assert ("web", 402) in rows
+
+
+def test_flagged_items_are_for_administrators_only(local_app):
+    from candor.accounts import users as user_ops
+
+    c, store = local_app()
+    web_user(store, "mona")
+    with store.session() as s:
+        user_ops.create_user(s, "ada", role="admin", password=PASSWORD)
+    mona, ada = signed_in(c, "mona"), signed_in(c, "ada")
+    assert c.get("/web/api/moderation/events", headers=mona).status_code == 403
+    assert c.post("/web/api/moderation/events/1/reviewed", headers=mona).status_code == 403
+    assert c.get("/web/api/moderation/events", headers=ada).json() == {"data": []}
+    r = c.post("/web/api/moderation/events/99/reviewed", headers=ada)
+    assert r.status_code == 404 and "no moderation event 99" in r.json()["error"]["message"]
 
 
 def test_odd_cookie_csrf_and_text_are_4xx_not_500(local_app):

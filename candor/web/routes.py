@@ -28,6 +28,7 @@ from candor.chat.render import Message
 from candor.chat.service import ChatParams
 from candor.engine.base import TextDelta
 from candor.errors import AccessError, CandorError, InvalidRequestError, NotFoundError
+from candor.moderation import records as moderation_records
 from candor.serving.critique import as_json as critique_json
 from candor.serving.critique import critique_settings
 from candor.serving.critique import record as record_critique
@@ -480,3 +481,19 @@ async def get_leaderboard(request: Request) -> dict:
     await _user(request, admin=True)
     return {"data": await asyncio.to_thread(leaderboard, _store(request))}
 
+
+
+@router.get("/web/api/moderation/events")
+async def flagged(request: Request, unreviewed: bool = False) -> dict:
+    """Requests and answers the moderation classifier flagged, newest first (administrators)."""
+    await _user(request, admin=True)
+    return {"data": await asyncio.to_thread(moderation_records.list_events, _store(request), limit=100,
+                                            unreviewed=unreviewed)}
+
+
+@router.post("/web/api/moderation/events/{event_id}/reviewed")
+async def reviewed(event_id: int, request: Request) -> dict:
+    await _user(request, admin=True)
+    if not await asyncio.to_thread(moderation_records.mark_reviewed, _store(request), event_id):
+        raise NotFoundError(f"no moderation event {event_id}", field="event")
+    return {"id": event_id, "reviewed": True}

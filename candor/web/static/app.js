@@ -53,6 +53,7 @@ async function boot() {
     show("app");
     $("#whoami").textContent = me.user.username;
     $("#leaderboard-button").hidden = me.user.role !== "admin";
+    $("#moderation-button").hidden = me.user.role !== "admin";
     for (const select of [$("#model-select"), $("#model-b-select")]) {
       select.replaceChildren(...me.models.map((m) => new Option(m, m)));
       select.value = me.default_model;
@@ -397,6 +398,33 @@ async function compareTurn(text) {
   else await openConversation(conv.id);
 }
 
+// Administrators review what moderation flagged (text only when the deployment keeps it).
+async function showFlagged() {
+  const unreviewed = $("#moderation-unreviewed").checked;
+  const rows = (await api(`/web/api/moderation/events${unreviewed ? "?unreviewed=true" : ""}`)).data;
+  $("#moderation tbody").replaceChildren(...rows.map((r) => {
+    const tr = document.createElement("tr");
+    tr.dataset.id = r.id;
+    const cells = [new Date(r.created_at).toLocaleString(), r.stage, r.action, r.category || "–",
+                   `${r.score.toFixed(2)} / ${r.threshold.toFixed(2)}`, r.model, r.text == null ? "(not kept)" : r.text];
+    for (const v of cells) { const td = document.createElement("td"); td.textContent = String(v); tr.append(td); }
+    const td = document.createElement("td");
+    if (r.reviewed) td.textContent = "reviewed";
+    else {
+      const b = document.createElement("button");
+      b.type = "button"; b.className = "secondary"; b.textContent = "Mark reviewed";
+      b.addEventListener("click", async () => { await api(`/web/api/moderation/events/${r.id}/reviewed`, { method: "POST" }); showFlagged(); });
+      td.append(b);
+    }
+    tr.append(td);
+    return tr;
+  }));
+  $("#moderation-empty").hidden = rows.length > 0;
+  $("#leaderboard").hidden = true;
+  $("#moderation").hidden = false;
+  $("#messages").hidden = true;
+}
+
 function voteBar(voteId) {
   const bar = document.createElement("div");
   bar.className = "vote";
@@ -463,5 +491,8 @@ document.addEventListener("DOMContentLoaded", () => {
     $("#messages").hidden = true;
   });
   $("#leaderboard-close").addEventListener("click", () => { $("#leaderboard").hidden = true; $("#messages").hidden = false; });
+  $("#moderation-button").addEventListener("click", showFlagged);
+  $("#moderation-unreviewed").addEventListener("change", showFlagged);
+  $("#moderation-close").addEventListener("click", () => { $("#moderation").hidden = true; $("#messages").hidden = false; });
   boot();
 });
