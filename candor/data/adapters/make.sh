@@ -47,6 +47,11 @@ if step cai; then
   $C cai agreement --model candor-instant --pairs 100 --fewshot 2 --chat --out "$R/agreement-chat.json"
   $C cai agreement --model candor-instant --pairs 100 --fewshot 2 --ensemble 3 --out "$R/agreement-ensemble.json"
   # SL-CAI: critique and revision under the constitution (few-shot examples), plus helpful answers.
+  # Tried in session 4 with candor-instant as its own critic and reviser: at the revise default
+  # temperature 1.0, 32 prompts gave incoherent revisions (e.g. "Ref. Tuesday the Police will
+  # expand the service to South Africa" for an alcohol question); at temperature 0 they are fluent
+  # but copy the critique instead of rewriting the answer. Neither is worth training on: use a
+  # stronger reviser (--model NAME of a bigger GGUF, or an Anthropic-compatible remote entry).
   $C cai revise --model candor-instant --limit 40 --rounds 2 --fewshot 3 --max-tokens 128 \
     --out "$R/revisions.jsonl"
   $C train sft --base candor-instant --data "$R/revisions.jsonl" --helpful 40 --out "$R/sl-cai" --overwrite
