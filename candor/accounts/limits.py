@@ -88,7 +88,7 @@ class DbCounters:
     """Buckets in the database: `rate_buckets` (one per API key) or `user_rate_buckets` (one per
     user, for the chat page), chosen by `table`."""
 
-    def __init__(self, store: Store, table: type[RateBucket] | type[UserRateBucket] = RateBucket):
+    def __init__(self, store: Store, table: type[RateBucket | UserRateBucket] = RateBucket):
         self.store = store
         self.table = table
         self.owner = table.user_id if table is UserRateBucket else table.key_id  # type: ignore[union-attr]

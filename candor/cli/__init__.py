@@ -13,8 +13,8 @@ from candor.cli.constitution import constitution
 from candor.cli.documents import ask, summarize
 from candor.cli.eval import eval_command
 from candor.cli.feedback import feedback
-from candor.cli.moderation import moderation
 from candor.cli.models import models
+from candor.cli.moderation import moderation
 from candor.cli.report import report
 from candor.cli.serve import serve
 from candor.cli.settings import settings_command

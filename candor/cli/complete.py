@@ -6,13 +6,12 @@ checked by a real parser before anything is printed; --json then adds the parsed
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncio
 import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 

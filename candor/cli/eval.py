@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import shlex
 import sys
 from pathlib import Path
@@ -206,8 +207,7 @@ async def _run_all(names, classes, configs, models, endpoint, api, api_key, cont
                                      context_window=context_window)
             model.label += label_suffix
             if label_suffix:  # the deployed server's port changes from run to run; resuming must not care
-                described = {**model.describe(), "url": DEPLOYED_URL}
-                model.describe = lambda: described  # type: ignore[method-assign]
+                model.describe = functools.partial(dict, model.describe(), url=DEPLOYED_URL)  # type: ignore[method-assign]
             try:
                 for name in names:
                     task = classes[name](configs[name], Data(data_dir))

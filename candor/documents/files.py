@@ -26,23 +26,8 @@ from candor.documents.errors import DocumentError, DocumentTooLargeError
 from candor.documents.extract import KIND_MEDIA, Document, Limits, extract, kind_of
 from candor.errors import InvalidRequestError, NotFoundError
 from candor.store import Store
+from candor.store.models import files
 
-metadata = sa.MetaData()
-files = sa.Table(  # created by migration 0006
-    "files", metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("owner", sa.String(64), nullable=False),
-    sa.Column("key_id", sa.Integer, sa.ForeignKey("api_keys.id", ondelete="CASCADE")),
-    sa.Column("filename", sa.String(255), nullable=False),
-    sa.Column("mime_type", sa.String(255), nullable=False),
-    sa.Column("size_bytes", sa.BigInteger, nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("pages", sa.Integer),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("expires_at", sa.DateTime(timezone=True)),
-    sa.Column("content", sa.LargeBinary, nullable=False),
-)
 MAX_FILE_BYTES = 30 * 1024 * 1024  # under the server's 32 MB request limit, which the multipart body must fit
 MIN_EXPIRY, MAX_EXPIRY = 3600, 7_776_000
 _BAD_NAME = set('<>:"|?*\\/') | {chr(i) for i in range(32)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import sqlalchemy as sa
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -89,28 +90,29 @@ class UsageRecord(Base):
                       Index("ix_usage_user_time", "user_pseudonym", "created_at"))
 
 
-class RateBucket(Base):
-    """Per-key token buckets (requests, input tokens, output tokens), refilled continuously at
-    the per-minute limit. Updated with one conditional UPDATE, so limits hold across server
-    processes sharing the database."""
+class _Buckets:
+    """Token-bucket levels (requests, input tokens, output tokens), refilled continuously at the
+    per-minute limit. Updated with one conditional UPDATE, so limits hold across server processes
+    sharing the database."""
+
+    requests: Mapped[float] = mapped_column(Double)
+    input_tokens: Mapped[float] = mapped_column(Double)
+    output_tokens: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)  # unix seconds
+
+
+class RateBucket(_Buckets, Base):
+    """One API key's buckets."""
 
     __tablename__ = "rate_buckets"
     key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
-    requests: Mapped[float] = mapped_column(Double)
-    input_tokens: Mapped[float] = mapped_column(Double)
-    output_tokens: Mapped[float] = mapped_column(Double)
-    updated_at: Mapped[float] = mapped_column(Double)  # unix seconds
 
 
-class UserRateBucket(Base):
-    """The same buckets for a user's chat-page answers (a user's keys have their own)."""
+class UserRateBucket(_Buckets, Base):
+    """One user's buckets for chat-page answers (a user's keys have their own)."""
 
     __tablename__ = "user_rate_buckets"
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    requests: Mapped[float] = mapped_column(Double)
-    input_tokens: Mapped[float] = mapped_column(Double)
-    output_tokens: Mapped[float] = mapped_column(Double)
-    updated_at: Mapped[float] = mapped_column(Double)  # unix seconds
 
 
 class Conversation(Base):
@@ -239,3 +241,24 @@ class ModerationEvent(Base):
     threshold: Mapped[float] = mapped_column(Double)
     text: Mapped[str | None] = mapped_column(Text)
     reviewed: Mapped[bool] = mapped_column(default=False)
+
+
+# The Files API's uploads (candor.documents.files reads and writes it with SQLAlchemy Core: bytes
+# and metadata in one row). Created by migration 0006.
+files = sa.Table(
+    "files", Base.metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.Integer, sa.ForeignKey("api_keys.id", ondelete="CASCADE")),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("mime_type", sa.String(255), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("pages", sa.Integer),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Index("ix_files_owner_created", "owner", "created_at"),
+    sa.Index("ix_files_key_id", "key_id"),
+)
