@@ -1,5 +1,6 @@
-"""Documents on the Messages API: reading `document` blocks (file ids through the Files API),
-placing them in the prompt, and answering with citations, whole or streamed.
+"""Documents on the Messages and Chat Completions APIs: the request's `document` blocks (or
+OpenAI `file` parts) read for its caller, and citations streamed as content-block frames.
+Reading, placing and citing are candor.serving.documents, which the chat page uses too.
 
 Streaming with citations sends text a sentence at a time: a sentence's citation can be chosen
 only once it is complete. Each cited sentence is its own content block (text_delta, then one
@@ -10,24 +11,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 
-from candor.api.files import file_resolver
+from candor.api.context import context_of
 from candor.api.sse import frame
-from candor.chat.render import Message
-from candor.documents.blocks import DocumentInput, read_documents
-from candor.documents.cite import Citer, Segment, citer_for, content_blocks
-from candor.documents.pack import Placement
-from candor.documents.place import place
+from candor.documents.blocks import DocumentInput
+from candor.documents.cite import Citer, Segment
 from candor.engine.base import TextDelta
-from candor.engine.hub import LoadedModel
 from candor.errors import InvalidRequestError
-
-CITATIONS_NOTE = ("chosen by the server: each answer sentence cites the document sentence that best supports "
-                  "it by shared words and MiniLM similarity, when that support passes a threshold")
+from candor.serving.documents import read_documents_of
+from candor.serving.files import owner_of
 
 
 def has_documents(messages: list[Any]) -> bool:
@@ -39,8 +34,13 @@ async def request_documents(request: Request, messages: list[Any]) -> list[Docum
     """The request's documents, read off the event loop (PDF extraction is CPU work)."""
     if not has_documents(messages):
         return []
-    resolver = file_resolver(request) if getattr(request.app.state, "files", None) is not None else None
-    return await asyncio.to_thread(read_documents, [(m.role, m.content) for m in messages], resolver)
+    return await _read(request, [(m.role, m.content) for m in messages])
+
+
+async def _read(request: Request, messages: list[tuple[str, Any]]) -> list[DocumentInput]:
+    """Document blocks read for the caller: its own uploads only (another owner's file is 404)."""
+    return await read_documents_of(messages, getattr(request.app.state, "files", None),
+                                   owner_of(context_of(request).key)[0])
 
 
 def _openai_source(part: dict[str, Any], where: str) -> dict[str, Any]:
@@ -86,36 +86,7 @@ async def openai_documents(request: Request, messages: list[Any]) -> list[Docume
         converted.append(("user" if m.role == "user" else m.role, content))
     if not found:
         return []
-    resolver = file_resolver(request) if getattr(request.app.state, "files", None) is not None else None
-    return await asyncio.to_thread(read_documents, converted, resolver)
-
-
-@dataclass
-class PlacedDocuments:
-    placements: list[Placement]
-    citer: Citer | None
-
-    def report(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"documents": [pl.report() for pl in self.placements]}
-        if self.citer is not None:
-            out["citations"] = CITATIONS_NOTE
-        return out
-
-    async def content(self, text: str) -> list[dict[str, Any]]:
-        if self.citer is None:
-            return [{"type": "text", "text": text}] if text else []
-        return content_blocks(await asyncio.to_thread(self.citer.segments, text))
-
-
-async def place_documents(model: LoadedModel, messages: list[Message], system: str | None,
-                          docs: list[DocumentInput], max_tokens: int,
-                          formatted: bool) -> tuple[list[Message], PlacedDocuments]:
-    if formatted and any(d.citations for d in docs):
-        raise InvalidRequestError("citations cannot be enabled together with a structured output format",
-                                  field="output_config.format")
-    placed, placements = await place(model, messages, system, docs, max_tokens)
-    citer = await asyncio.to_thread(citer_for, placements)
-    return placed, PlacedDocuments(placements, citer)
+    return await _read(request, converted)
 
 
 def _feed(citer: Citer, text: str) -> list[Segment]:

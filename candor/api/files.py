@@ -3,37 +3,25 @@
 Both shapes the SDKs expect: with `anthropic-beta: files-api-2025-04-14` the legacy beta list
 ({data, has_more, first_id, last_id}, before_id/after_id cursors, no expires_at); without it the
 GA list ({data, next_page}, `page` and `ids[]`). Uploads are downloadable by their owner (a
-self-hosted deviation from Anthropic's cloud, where uploads are not). Storage: candor.documents.files.
+self-hosted deviation from Anthropic's cloud, where uploads are not). Storage: candor.documents.files;
+ownership and the multipart body: candor.serving.files (shared with the chat page's attachments).
 """
 
 from __future__ import annotations
 
 import asyncio
-from email.parser import BytesParser
-from email.policy import HTTP
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 
-from candor.accounts.keys import KeyContext
 from candor.api.context import context_of
 from candor.documents.files import FileStore
 from candor.documents.index import default_cache
 from candor.errors import InvalidRequestError
+from candor.serving.files import multipart, owner_of
 
 router = APIRouter()
 BETA = "files-api-2025-04-14"
-
-
-def owner_of(ctx: KeyContext | None) -> tuple[str, int | None]:
-    """Who owns what a caller uploads: its key, or one owner for the bootstrap keys or anonymous callers."""
-    if ctx is None or ctx.is_anonymous:
-        return "anonymous", None
-    if ctx.key_id is not None:
-        return f"key:{ctx.key_id}", ctx.key_id
-    if ctx.user_id is not None:
-        return f"user:{ctx.user_id}", None
-    return f"bootstrap:{ctx.prefix}", None
 
 
 def _owner(request: Request) -> str:
@@ -46,31 +34,6 @@ def _store(request: Request) -> FileStore:
 
 def _legacy(request: Request) -> bool:
     return BETA in request.headers.get("anthropic-beta", "")
-
-
-def file_resolver(request: Request):
-    """What a document block's `file` source resolves through, for this request's caller."""
-    store, owner = _store(request), _owner(request)
-    return lambda file_id, where: store.resolve(owner, file_id, where)
-
-
-def multipart(body: bytes, content_type: str) -> dict[str, tuple[str | None, str | None, bytes]]:
-    """name -> (filename, declared content type, bytes) of each part. Parsed with the standard
-    library's MIME parser because a part without a filename (raw bytes from an SDK) is still a
-    file here, and its bytes must arrive exactly as sent."""
-    if not content_type.lower().startswith("multipart/form-data"):
-        raise InvalidRequestError("the body must be multipart/form-data with a 'file' part", field="file")
-    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
-    message = BytesParser(policy=HTTP).parsebytes(head + body)
-    if not message.is_multipart():
-        raise InvalidRequestError("the multipart body could not be parsed", field="file")
-    out = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if isinstance(name, str):
-            payload = part.get_payload(decode=True)
-            out[name] = (part.get_filename(), part["content-type"], payload if isinstance(payload, bytes) else b"")
-    return out
 
 
 @router.post("/v1/files")

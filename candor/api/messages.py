@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from candor.api.answer import begin, streamed, whole
 from candor.api.context import context_of
 from candor.api.critique import critique_for, summary
-from candor.api.documents import PlacedDocuments, cited_frames, place_documents, request_documents
+from candor.api.documents import cited_frames, request_documents
 from candor.api.formatting import FormatSpec, format_spec_from_anthropic
 from candor.api.guard import admit_for, note_request
 from candor.api.sse import frame
@@ -22,6 +22,7 @@ from candor.chat.service import ChatParams, check_max_tokens, render_for
 from candor.documents.place import whole_messages
 from candor.engine.base import Finish, TextDelta
 from candor.errors import InvalidRequestError
+from candor.serving.documents import PlacedDocuments, place_documents
 from candor.serving.generation import Generation
 
 router = APIRouter()

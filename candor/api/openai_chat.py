@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from candor.api.answer import begin, streamed, whole
 from candor.api.critique import critique_for
-from candor.api.documents import openai_documents, place_documents
+from candor.api.documents import openai_documents
 from candor.api.formatting import FormatSpec, format_spec_from_openai
 from candor.api.guard import admit_for, note_request
 from candor.api.sse import data_only
@@ -21,6 +21,7 @@ from candor.chat.render import Message
 from candor.chat.service import ChatParams, check_max_tokens
 from candor.engine.base import Finish, TextDelta
 from candor.errors import InvalidRequestError
+from candor.serving.documents import place_documents
 from candor.serving.generation import Generation
 
 router = APIRouter()
