@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from candor.errors import InvalidRequestError, NotFoundError
-from candor.store.models import ApiKey, Conversation, UsageRecord, User, WebSession, utcnow
+from candor.store.models import ApiKey, Conversation, UsageRecord, User, WebSession, files, utcnow
 
 ROLES = ("admin", "member", "pending")
 _hasher = PasswordHasher()
@@ -149,6 +149,14 @@ def export_user(session: Session, username: str) -> dict[str, Any]:
     key_ids = [k.id for k in keys]
     usage = list(session.scalars(select(UsageRecord).where(UsageRecord.key_id.in_(key_ids)))) if key_ids else []
     conversations = list(session.scalars(select(Conversation).where(Conversation.user_id == user.id)))
+    attached: dict[int, list[dict[str, Any]]] = {}
+    if conversations:  # the chat page's attachments: what they are, not their bytes
+        for row in session.execute(select(files.c.conversation_id, files.c.filename, files.c.mime_type,
+                                          files.c.size_bytes, files.c.created_at)
+                                   .where(files.c.conversation_id.in_([c.id for c in conversations]))):
+            attached.setdefault(row.conversation_id, []).append(
+                {"filename": row.filename, "mime_type": row.mime_type, "size_bytes": row.size_bytes,
+                 "created_at": row.created_at.isoformat()})
     iso = lambda t: t.isoformat() if t else None
     return {
         "user": {"username": user.username, "email": user.email, "role": user.role, "status": user.status,
@@ -158,6 +166,7 @@ def export_user(session: Session, username: str) -> dict[str, Any]:
         "usage": [{"time": iso(u.created_at), "model": u.model, "endpoint": u.endpoint, "input_tokens": u.input_tokens,
                    "output_tokens": u.output_tokens, "cost_usd": str(u.cost_usd), "status": u.status} for u in usage],
         "conversations": [{"title": c.title, "model": c.model, "created_at": iso(c.created_at),
-                           "messages": [{"role": m.role, "content": m.content} for m in c.messages]}
+                           "messages": [{"role": m.role, "content": m.content} for m in c.messages],
+                           "attachments": attached.get(c.id, [])}
                           for c in conversations],
     }

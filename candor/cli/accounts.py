@@ -256,9 +256,9 @@ def cost(models, answer_words, rounds, question_words, n_users, conversations_pe
 @click.option("--days", type=int, default=None, help="Retention in days (default: $CANDOR_RETENTION_DAYS).")
 @handle_errors
 def purge(days):
-    """Delete conversation text (conversations, and the judged text of moderation decisions) older
-    than the retention period."""
-    from candor.accounts.retention import purge_conversations
+    """Delete conversation text (conversations with their attached files, and the judged text of
+    moderation decisions) older than the retention period."""
+    from candor.accounts.retention import purge_old
     from candor.errors import InvalidRequestError
 
     days = days if days is not None else env("CANDOR_RETENTION_DAYS")
@@ -267,10 +267,10 @@ def purge(days):
     from candor.moderation.records import purge_text
 
     store = _store()
-    removed = purge_conversations(store, int(days))
+    removed = purge_old(store, int(days))
     cleared = purge_text(store, int(days))  # moderation decisions keep their category, lose the text
-    click.echo(f"purged {removed} conversations and the text of {cleared} moderation decisions older than "
-               f"{int(days)} days")
+    click.echo(f"purged {removed.conversations} conversations (with {removed.attachments} attached files) and "
+               f"the text of {cleared} moderation decisions older than {int(days)} days")
 
 
 COMMANDS = [db, users, keys, usage, cost, purge]

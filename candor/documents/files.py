@@ -8,11 +8,16 @@ zip bombs), so only files a document block can use are stored.
 
 Ownership: every file belongs to the caller that uploaded it (an API key, the server's bootstrap
 keys as one owner, or anonymous callers of a --no-auth server); other callers get 404.
+
+The chat page's attachments are rows of the same table that also name their conversation
+(`conversation_id`, deleted with it by a foreign key) and the prompt tokens of their text
+(`tokens`); their owner is the page's caller, `user:<id>`, which no API key ever is.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -58,6 +63,8 @@ class FileMeta:
     expires_at: dt.datetime | None
     kind: str
     pages: int | None
+    conversation_id: int | None = None  # a chat-page attachment's conversation
+    tokens: int | None = None  # a chat-page attachment's text in its model's tokens
 
     def wire(self, legacy: bool = False) -> dict:
         """file_metadata; the legacy beta shape (files-api-2025-04-14 header) has no expires_at."""
@@ -92,7 +99,16 @@ def clean_filename(name: str | None, mime_type: str) -> str:
 def _meta(row) -> FileMeta:
     utc = (lambda t: t if t is None or t.tzinfo else t.replace(tzinfo=dt.UTC))
     return FileMeta(row.id, row.filename, row.mime_type, row.size_bytes, utc(row.created_at), utc(row.expires_at),
-                    row.kind, row.pages)
+                    row.kind, row.pages, row.conversation_id, row.tokens)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An upload that was read successfully (see `FileStore.read`) and may now be stored."""
+
+    meta: FileMeta
+    doc: Document
+    data: bytes
 
 
 _COLUMNS = [c for c in files.c if c.name != "content"]
@@ -106,6 +122,13 @@ class FileStore:
     def create(self, owner: str, key_id: int | None, filename: str | None, content_type: str | None, data: bytes,
                expires_in: int | None = None) -> tuple[FileMeta, Document]:
         """Store an upload once it has been read successfully; its metadata and extracted text."""
+        upload = self.read(filename, content_type, data, expires_in)
+        return self.save(owner, key_id, upload), upload.doc
+
+    def read(self, filename: str | None, content_type: str | None, data: bytes,
+             expires_in: int | None = None) -> Upload:
+        """Check an upload and extract its text (type, size, corruption, encryption, text layer,
+        zip bombs), storing nothing: a file that cannot be read is refused here."""
         if len(data) > self.max_bytes:
             raise DocumentTooLargeError(f"file is {len(data)} bytes, over the limit of {self.max_bytes}", field="file")
         if expires_in is not None and not MIN_EXPIRY <= expires_in <= MAX_EXPIRY:
@@ -120,12 +143,26 @@ class FileStore:
         meta = FileMeta(new_file_id(), clean_filename(filename, mime), mime, len(data), now,
                         now + dt.timedelta(seconds=expires_in) if expires_in else None, kind,
                         len(doc.units) + len(doc.empty_pages) if kind == "pdf" else None)
+        return Upload(meta, doc, data)
+
+    def save(self, owner: str, key_id: int | None, upload: Upload, *, conversation_id: int | None = None,
+             tokens: int | None = None) -> FileMeta:
+        """Store a read upload in one transaction; a chat-page attachment names its conversation."""
+        meta = dataclasses.replace(upload.meta, conversation_id=conversation_id, tokens=tokens)
         with self.store.session() as s:
             s.execute(files.insert().values(
-                id=meta.id, owner=owner, key_id=key_id, filename=meta.filename, mime_type=mime, size_bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest(), kind=kind, pages=meta.pages, created_at=now,
-                expires_at=meta.expires_at, content=data))
-        return meta, doc
+                id=meta.id, owner=owner, key_id=key_id, filename=meta.filename, mime_type=meta.mime_type,
+                size_bytes=meta.size_bytes, sha256=hashlib.sha256(upload.data).hexdigest(), kind=meta.kind,
+                pages=meta.pages, created_at=meta.created_at, expires_at=meta.expires_at, content=upload.data,
+                conversation_id=conversation_id, tokens=tokens))
+        return meta
+
+    def attachments(self, owner: str, conversation_id: int) -> list[FileMeta]:
+        """A conversation's attachments, oldest first."""
+        with self.store.session() as s:
+            rows = s.execute(sa.select(*_COLUMNS).where(files.c.owner == owner, files.c.conversation_id == conversation_id)
+                             .order_by(files.c.created_at, files.c.id))
+            return [_meta(r) for r in rows]
 
     def get(self, owner: str, file_id: str) -> FileMeta:
         with self.store.session() as s:
@@ -198,4 +235,4 @@ class FileStore:
         return data, meta.mime_type, meta.filename
 
 
-__all__ = ["DocumentError", "FileMeta", "FileStore", "files"]
+__all__ = ["DocumentError", "FileMeta", "FileStore", "Upload", "files"]

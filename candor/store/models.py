@@ -147,6 +147,9 @@ class ChatMessage(Base):
     tokens_per_s: Mapped[float | None] = mapped_column(Double)
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 8), default=Decimal(0))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # JSON: an answer about attachments, its citations and where they sit in the text, and what
+    # went into the prompt; a summary, the parts it was made from (candor.web.citations)
+    documents: Mapped[str | None] = mapped_column(Text)
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
 
@@ -244,7 +247,8 @@ class ModerationEvent(Base):
 
 
 # The Files API's uploads (candor.documents.files reads and writes it with SQLAlchemy Core: bytes
-# and metadata in one row). Created by migration 0006.
+# and metadata in one row), and the chat page's attachments, which also name their conversation
+# and go with it. Created by migration 0006; conversation_id and tokens by 0007.
 files = sa.Table(
     "files", Base.metadata,
     sa.Column("id", sa.String(64), primary_key=True),
@@ -259,6 +263,9 @@ files = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True)),
     sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id", ondelete="CASCADE")),
+    sa.Column("tokens", sa.Integer),
     sa.Index("ix_files_owner_created", "owner", "created_at"),
     sa.Index("ix_files_key_id", "key_id"),
+    sa.Index("ix_files_conversation_id", "conversation_id"),
 )
