@@ -165,11 +165,13 @@ def create_app(hub: EngineHub | None = None, *, keys: list[str] | None = None, n
 
     from fastapi.staticfiles import StaticFiles
 
+    from candor.web.documents import router as web_documents_router
     from candor.web.routes import STATIC
     from candor.web.routes import router as web_router
 
     # the chat page signs people in with cookies, not API keys
-    app.include_router(web_router, dependencies=[Depends(require_valid_text)])
+    for router in (web_router, web_documents_router):
+        app.include_router(router, dependencies=[Depends(require_valid_text)])
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/health")

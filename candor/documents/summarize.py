@@ -5,11 +5,15 @@ A document that fits goes to the model whole. A longer one is cut into chunks of
 chunk summaries, labelled with where they come from, are summarised together (reduce), again in
 groups when they do not fit at once. The chunk summaries are returned with their spans, so every
 part of the final summary can be traced to the pages it came from.
+
+Each model call goes through `ask` (prompt, max_tokens) -> text: by default straight to the
+model (the CLI); the chat page passes one that admits, moderates and meters every call like a
+page answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from candor.chat.render import Message
@@ -27,6 +31,7 @@ REDUCE_PROMPT = ("Below are summaries of consecutive parts of one document. Writ
 # be given more (candor summarize --chunk-tokens), up to its window.
 CHUNK_TOKENS = 2000
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Ask = Callable[[str, int], Awaitable[str]]  # (prompt, max_tokens) -> the answer's text
 
 
 @dataclass(frozen=True)
@@ -71,13 +76,18 @@ async def _chunks(model: LoadedModel, doc: Document, budget: int) -> list[list[P
 
 
 async def summarize(model: LoadedModel, doc: Document, max_tokens: int = 300, chunk_tokens: int = CHUNK_TOKENS,
-                    progress: Progress | None = None) -> Summary:
+                    progress: Progress | None = None, ask: Ask | None = None) -> Summary:
     """`chunk_tokens` bounds every call's prompt (and the model's window less max_tokens bounds it too)."""
+
+    async def direct(prompt: str, limit: int) -> str:
+        return await _answer(model, prompt, limit)
+
+    ask = ask or direct
     window = min(model.entry.context_window - max_tokens - 64, chunk_tokens)  # 64: chat format
     count = model.engine.count_tokens
     if await count(REDUCE_PROMPT.format(text=doc.text)) <= window:
-        text = await _answer(model, REDUCE_PROMPT.replace("summaries of consecutive parts of one document",
-                                                          "a document").format(text=doc.text), max_tokens)
+        text = await ask(REDUCE_PROMPT.replace("summaries of consecutive parts of one document",
+                                                "a document").format(text=doc.text), max_tokens)
         return Summary(text, "whole", ())
     chunks = await _chunks(model, doc, window - 64)  # 64: the map prompt's own words
     summaries: list[ChunkSummary] = []
@@ -88,7 +98,7 @@ async def summarize(model: LoadedModel, doc: Document, max_tokens: int = 300, ch
         first, last = chunk[0].unit, chunk[-1].unit
         pages = (first, last) if first is not None and last is not None else None
         summaries.append(ChunkSummary(chunk[0].start, chunk[-1].end, pages,
-                                      await _answer(model, MAP_PROMPT.format(text=text), max_tokens // 2)))
+                                      await ask(MAP_PROMPT.format(text=text), max_tokens // 2)))
     if progress:
         progress("map", len(chunks), len(chunks))
     layer = [f"[{s.label()}] {s.summary}" for s in summaries]
@@ -98,7 +108,7 @@ async def summarize(model: LoadedModel, doc: Document, max_tokens: int = 300, ch
         if await count(REDUCE_PROMPT.format(text=joined)) <= window or len(layer) == 1:
             if progress:
                 progress("reduce", 0, 1)
-            final = await _answer(model, REDUCE_PROMPT.format(text=joined), max_tokens)
+            final = await ask(REDUCE_PROMPT.format(text=joined), max_tokens)
             if progress:
                 progress("reduce", 1, 1)
             return Summary(final, "map-reduce", tuple(summaries))
@@ -115,5 +125,5 @@ async def summarize(model: LoadedModel, doc: Document, max_tokens: int = 300, ch
             group.append(item)
             used += cost
         groups.append(group)
-        layer = [f"[part {rounds}.{k + 1}] " + await _answer(model, REDUCE_PROMPT.format(text="\n\n".join(g)),
-                                                             max_tokens // 2) for k, g in enumerate(groups)]
+        layer = [f"[part {rounds}.{k + 1}] " + await ask(REDUCE_PROMPT.format(text="\n\n".join(g)), max_tokens // 2)
+                 for k, g in enumerate(groups)]

@@ -13,8 +13,8 @@ from candor.registry import ModelEntry, Registry
 class PageGate:
     """Rate and spend limits of one user's page answer (candor.serving.generation.Gate)."""
 
-    def __init__(self, access: AccessControl, caller: KeyContext):
-        self.access, self.caller = access, caller
+    def __init__(self, access: AccessControl, caller: KeyContext, endpoint: str = "/web/chat"):
+        self.access, self.caller, self.endpoint = access, caller, endpoint
         self.admission: Admission | None = None
         self.input_tokens = 0
 
@@ -30,8 +30,9 @@ class PageGate:
 
     def finish(self, registry: Registry, model: str, *, status: int, input_tokens: int, output_tokens: int,
                ttft_s: float | None, latency_s: float) -> None:
-        """The usage record (and the output-token charge) of one page answer, whatever its end."""
+        """The usage record (and the output-token charge) of one page answer, whatever its end
+        (endpoint "/web/chat"; each model call of a summary is one too, "/web/summarize")."""
         entry = registry.get(model) if model in registry else None
-        self.access.finish(self.caller, self.admission, entry, model_name=model, endpoint="/web/chat",
+        self.access.finish(self.caller, self.admission, entry, model_name=model, endpoint=self.endpoint,
                            input_tokens=input_tokens, output_tokens=output_tokens, ttft_s=ttft_s,
                            latency_s=latency_s, status=status, end_user=None)

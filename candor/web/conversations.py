@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from candor.chat.render import Message
 from candor.errors import InvalidRequestError, NotFoundError
 from candor.store.models import ChatMessage, Conversation, CritiqueRecord, Rating, User, utcnow
-from candor.web.markdown import render_markdown
+from candor.web import citations
 
 
 def get_owned(s: Session, user: User, conversation_id: int) -> Conversation:
@@ -122,9 +122,11 @@ def view(s: Session, conv: Conversation, user: User) -> dict[str, Any]:
         item: dict[str, Any] = {"id": m.id, "parent_id": m.parent_id, "role": m.role, "content": m.content, "status": m.status,
                 "model": m.model, "siblings": siblings, "sibling_index": siblings.index(m.id)}
         if m.role == "assistant":
-            item.update(html=render_markdown(m.content), input_tokens=m.input_tokens, output_tokens=m.output_tokens,
-                        ttft_ms=m.ttft_ms, tokens_per_s=m.tokens_per_s, cost_usd=str(m.cost_usd),
-                        rating=ratings.get(m.id), critiqued=m.id in critiqued)
+            kept = citations.loads(m.documents)  # citations and placements, or a summary's parts
+            item.update(html=citations.render(m.content, kept), input_tokens=m.input_tokens,
+                        output_tokens=m.output_tokens, ttft_ms=m.ttft_ms, tokens_per_s=m.tokens_per_s,
+                        cost_usd=str(m.cost_usd), rating=ratings.get(m.id), critiqued=m.id in critiqued,
+                        **citations.view_fields(kept))
         out.append(item)
     totals = s.execute(select(func.coalesce(func.sum(ChatMessage.input_tokens), 0),
                               func.coalesce(func.sum(ChatMessage.output_tokens), 0),

@@ -3,18 +3,15 @@
 Answers go through the same generation path as the API and are admitted and metered like an API
 call: the user's own rate and spend limits (see candor.accounts.access), a usage record per
 answer under the user's pseudonym and the key prefix "web". A question is stored only once its
-answer is admitted, so a refused one (429, 402) leaves nothing behind and the page keeps the text.
+answer is admitted, so a refused one (429, 402) leaves nothing behind and the page keeps the text
+(candor.web.answers). Attachments and summaries: candor.web.documents.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
@@ -22,45 +19,20 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from candor.accounts import users as user_ops
-from candor.accounts.access import price
-from candor.accounts.keys import page_caller
-from candor.chat.render import Message
 from candor.chat.service import ChatParams
-from candor.engine.base import TextDelta
-from candor.errors import AccessError, CandorError, InvalidRequestError, NotFoundError
+from candor.errors import AccessError, InvalidRequestError, NotFoundError
 from candor.moderation import records as moderation_records
 from candor.serving.critique import as_json as critique_json
 from candor.serving.critique import critique_settings
-from candor.serving.critique import record as record_critique
-from candor.serving.generation import Admitted, admit_generation, begin_generation
-from candor.store.models import ChatMessage, CritiqueRecord, Rating, User, Vote, utcnow
+from candor.store.models import ChatMessage, CritiqueRecord, Rating, Vote, utcnow
+from candor.web import answers, sessions
 from candor.web import conversations as convs
-from candor.web import sessions
-from candor.web.admission import PageGate
+from candor.web.common import in_session, sse, store_of, user_of, with_session
 from candor.web.feedback import CHOICES, leaderboard, prompt_text
-from candor.web.markdown import highlight_css, render_markdown
+from candor.web.markdown import highlight_css
 
 STATIC = Path(__file__).parent / "static"
 router = APIRouter()
-
-
-def _store(request: Request):
-    return request.app.state.store
-
-
-async def _user(request: Request, admin: bool = False) -> User:
-    user, _ = await asyncio.to_thread(sessions.require_user, _store(request), request, admin=admin)
-    return user
-
-
-async def _in_session(request: Request, fn, *args) -> Any:
-    store = _store(request)
-
-    def work():
-        with store.session() as s:
-            return fn(s, *args)
-
-    return await asyncio.to_thread(work)
 
 
 # -- pages ------------------------------------------------------------------------------------
@@ -93,13 +65,13 @@ async def signin(body: Credentials, request: Request, response: Response) -> dic
             s.expunge(user)
         return user
 
-    user = await _in_session(request, check)
+    user = await in_session(request, check)
     if user is None:
         raise AccessError(401, "authentication_error", "wrong username or password")
     throttle.succeeded(body.username, address)
     if user.status != "active":
         raise AccessError(403, "permission_error", "this account is disabled")
-    csrf = await asyncio.to_thread(sessions.start_session, _store(request), user, request, response)
+    csrf = await asyncio.to_thread(sessions.start_session, store_of(request), user, request, response)
     return {"user": {"username": user.username, "role": user.role}, "csrf": csrf, "pending": user.role == "pending"}
 
 
@@ -112,19 +84,19 @@ async def signup(body: Credentials, request: Request) -> dict:
     def make(s):
         user_ops.create_user(s, body.username, role="pending", password=body.password, email=body.email)
 
-    await _in_session(request, make)
+    await in_session(request, make)
     return {"status": "pending", "message": "Thanks! An administrator will review your request."}
 
 
 @router.post("/web/api/signout")
 async def signout(request: Request, response: Response) -> dict:
-    await asyncio.to_thread(sessions.end_session, _store(request), request, response)
+    await asyncio.to_thread(sessions.end_session, store_of(request), request, response)
     return {"signed_out": True}
 
 
 @router.get("/web/api/me")
 async def me(request: Request) -> dict:
-    found = await asyncio.to_thread(sessions.current, _store(request), request)
+    found = await asyncio.to_thread(sessions.current, store_of(request), request)
     if found is None:
         raise AccessError(401, "authentication_error", "sign in first")
     user, row = found
@@ -149,28 +121,28 @@ class ConversationEdit(BaseModel):
 
 @router.get("/web/api/conversations")
 async def list_conversations(request: Request, q: str | None = None) -> dict:
-    user = await _user(request)
-    return {"data": await _in_session(request, convs.list_for, user, q)}
+    user = await user_of(request)
+    return {"data": await in_session(request, convs.list_for, user, q)}
 
 
 @router.post("/web/api/conversations")
 async def new_conversation(body: NewConversation, request: Request) -> dict:
-    user = await _user(request)
+    user = await user_of(request)
     registry = request.app.state.hub.registry
     model = body.model or registry.default_name()
     registry.get(model)
-    return await _in_session(request, lambda s: convs.view(s, convs.create(s, user, model, body.system), user))
+    return await in_session(request, lambda s: convs.view(s, convs.create(s, user, model, body.system), user))
 
 
 @router.get("/web/api/conversations/{cid}")
 async def get_conversation(cid: int, request: Request) -> dict:
-    user = await _user(request)
-    return await _in_session(request, lambda s: convs.view(s, convs.get_owned(s, user, cid), user))
+    user = await user_of(request)
+    return await in_session(request, lambda s: convs.view(s, convs.get_owned(s, user, cid), user))
 
 
 @router.patch("/web/api/conversations/{cid}")
 async def edit_conversation(cid: int, body: ConversationEdit, request: Request) -> dict:
-    user = await _user(request)
+    user = await user_of(request)
     if body.model:
         request.app.state.hub.registry.get(body.model)
 
@@ -184,13 +156,13 @@ async def edit_conversation(cid: int, body: ConversationEdit, request: Request) 
             conv.system = body.system.strip() or None
         return convs.view(s, conv, user)
 
-    return await _in_session(request, edit)
+    return await in_session(request, edit)
 
 
 @router.delete("/web/api/conversations/{cid}")
 async def delete_conversation(cid: int, request: Request) -> dict:
-    user = await _user(request)
-    await _in_session(request, lambda s: s.delete(convs.get_owned(s, user, cid)))
+    user = await user_of(request)
+    await in_session(request, lambda s: s.delete(convs.get_owned(s, user, cid)))
     return {"deleted": cid}
 
 
@@ -200,14 +172,14 @@ class Switch(BaseModel):
 
 @router.post("/web/api/conversations/{cid}/switch")
 async def switch_branch(cid: int, body: Switch, request: Request) -> dict:
-    user = await _user(request)
+    user = await user_of(request)
 
     def go(s):
         conv = convs.get_owned(s, user, cid)
         convs.switch(s, conv, body.message_id)
         return convs.view(s, conv, user)
 
-    return await _in_session(request, go)
+    return await in_session(request, go)
 
 
 # -- answers ------------------------------------------------------------------------------------
@@ -229,138 +201,23 @@ class Comparison(BaseModel):
     temperature: float = Field(default=0.8, ge=0, le=1)
 
 
-def _sse(event: dict) -> bytes:
-    return f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
-
-
-class _Answer:
-    """One admitted answer on its way: the generation is begun inside the response stream."""
-
-    def __init__(self, admitted: Admitted, gate: PageGate, model: str, answer_id: int):
-        self.admitted, self.gate, self.model, self.answer_id = admitted, gate, model, answer_id
-
-
-def _plan(request: Request, user: User, cid: int, content: str | None, parent_id: int | None):
-    """The turns the model will see, before anything is stored: (messages, system, model of the
-    conversation, id of the question when regenerating)."""
-
-    def read(s):
-        conv = convs.get_owned(s, user, cid)
-        if content is None:  # regenerate
-            if parent_id is None:
-                raise InvalidRequestError("regenerating needs parent_id, the question to answer again", field="parent_id")
-            question = convs.get_message(s, conv, parent_id)
-            if question.role != "user":
-                raise InvalidRequestError("parent_id must be a user turn", field="parent_id")
-            return convs.history(s, conv, question), conv.system, conv.model, question.id
-        if not content.strip():
-            raise InvalidRequestError("the message is empty", field="content")
-        if parent_id is not None and convs.get_message(s, conv, parent_id).role != "assistant":
-            raise InvalidRequestError("a user turn must follow an assistant turn", field="parent_id")
-        earlier = convs.history(s, conv, convs.get_message(s, conv, parent_id)) if parent_id is not None else []
-        return [*earlier, Message("user", content)], conv.system, conv.model, None
-
-    return _with(_store(request), read)
-
-
-async def _admit(request: Request, user: User, model: str, messages, system, params: ChatParams,
-                 critique: Any = None) -> tuple[Admitted, PageGate]:
-    """Admission under the user's limits; a refusal is metered and raised (the page shows it)."""
-    gate = PageGate(request.app.state.access, page_caller(user))
-    started = time.perf_counter()
-    try:
-        admitted = await admit_generation(request.app.state.hub, model, messages, system, params, gate, critique)
-    except CandorError as exc:
-        await asyncio.to_thread(gate.finish, request.app.state.hub.registry, model, status=exc.status_code,
-                                input_tokens=0, output_tokens=0, ttft_s=None,
-                                latency_s=time.perf_counter() - started)
-        raise
-    return admitted, gate
-
-
-def _store_turns(request: Request, user: User, cid: int, question_id: int | None, content: str | None,
-                 parent_id: int | None, models: list[str]) -> tuple[int, list[int]]:
-    """Save the question (unless regenerating) and a placeholder per answer, in one transaction."""
-
-    def add(s):
-        conv = convs.get_owned(s, user, cid)
-        qid = question_id if question_id is not None else convs.add(s, conv, parent_id, "user", content).id
-        answers = [convs.add(s, conv, qid, "assistant", "", model=m, status="streaming").id for m in models]
-        return qid, answers
-
-    return _with(_store(request), add)
-
-
-async def _answer(request: Request, job: _Answer, side: str | None = None) -> AsyncIterator[bytes]:
-    """Stream one admitted answer, saving it (also when stopped) and metering it."""
-    store, model, answer_id = _store(request), job.model, job.answer_id
-    yield _sse({"type": "start", "side": side, "message_id": answer_id, "model": model})
-    gen, status, started, error, http_status = None, "done", time.perf_counter(), None, 200
-    try:
-        gen = await begin_generation(job.admitted)
-        async for event in gen.events():
-            if isinstance(event, TextDelta):
-                yield _sse({"type": "delta", "side": side, "text": event.text})
-    except CandorError as exc:
-        status, error, http_status = "error", exc.message, exc.status_code
-    except BaseException:
-        status = "stopped"  # the page went away or pressed Stop: metered as served, like the API
-        raise
-    finally:
-        text = "".join(gen.text_parts) if gen else ""
-        fin = gen.finish if gen else None
-        out_tokens = fin.usage.output_tokens if fin else len(gen.text_parts) if gen else 0
-        in_tokens = gen.input_tokens if gen else 0
-        entry = request.app.state.hub.registry.get(model)
-        # a self-critiqued answer arrives whole at the end: its rate counts every call it took
-        since = (gen.started if gen.critique is not None else gen.first_token_at or started) if gen else started
-        elapsed = time.perf_counter() - since if gen else 0
-        stats = {"input_tokens": in_tokens, "output_tokens": out_tokens,
-                 "ttft_ms": gen.ttft * 1000 if gen and gen.ttft is not None else None,
-                 "tokens_per_s": out_tokens / elapsed if elapsed > 0 else None,
-                 "cost_usd": price(entry, in_tokens, out_tokens)}
-
-        def save(s):
-            msg = s.get(ChatMessage, answer_id)
-            msg.content, msg.status = text, status
-            for k, v in stats.items():
-                setattr(msg, k, v)
-
-        _with(store, save)  # synchronous on purpose: this also runs while the request is cancelled
-        if gen is not None and gen.critique is not None:
-            record_critique(store, gen.critique, gen.critique_settings, model, message_id=answer_id)
-        job.gate.finish(request.app.state.hub.registry, model, status=http_status, input_tokens=in_tokens,
-                        output_tokens=out_tokens, ttft_s=gen.ttft if gen else None,
-                        latency_s=time.perf_counter() - started)
-    done = {"type": "done", "side": side, "message_id": answer_id, "status": status, "html": render_markdown(text),
-            "critiqued": bool(gen and gen.critique is not None),
-            "stop_reason": fin.stop_reason if fin else None, **stats, "cost_usd": str(stats["cost_usd"])}
-    if error:
-        done["error"] = error
-    yield _sse(done)
-
-
-def _with(store, fn):
-    with store.session() as s:
-        return fn(s)
-
-
 @router.post("/web/api/conversations/{cid}/messages")
 async def send(cid: int, body: Turn, request: Request) -> StreamingResponse:
-    user = await _user(request)
+    user = await user_of(request)
     messages, system, conv_model, question_id = await asyncio.to_thread(
-        _plan, request, user, cid, body.content, body.parent_id)
+        answers.plan, request, user, cid, body.content, body.parent_id)
     model = body.model or conv_model
     params = ChatParams(max_tokens=body.max_tokens, temperature=body.temperature)
     critique = critique_settings(request.app.state.hub.registry.get(model), body.self_critique)
-    admitted, gate = await _admit(request, user, model, messages, system, params, critique)
+    messages, placed = await answers.with_attachments(request, user, cid, model, messages, system, body.max_tokens)
+    admitted, gate = await answers.admit(request, user, model, messages, system, params, critique)
     question_id, (answer_id,) = await asyncio.to_thread(
-        _store_turns, request, user, cid, question_id, body.content, body.parent_id, [model])
-    job = _Answer(admitted, gate, model, answer_id)
+        answers.store_turns, request, user, cid, question_id, body.content, body.parent_id, [model])
+    job = answers.PageAnswer(admitted, gate, model, answer_id, placed)
 
     async def stream():
-        yield _sse({"type": "question", "message_id": question_id})
-        async for chunk in _answer(request, job):
+        yield sse({"type": "question", "message_id": question_id})
+        async for chunk in answers.stream_answer(request, job):
             yield chunk
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
@@ -369,24 +226,26 @@ async def send(cid: int, body: Turn, request: Request) -> StreamingResponse:
 @router.post("/web/api/conversations/{cid}/compare")
 async def compare(cid: int, body: Comparison, request: Request) -> StreamingResponse:
     """Two answers, one after the other; both are admitted before anything is stored."""
-    user = await _user(request)
+    user = await user_of(request)
     for name in (body.model_a, body.model_b):
         request.app.state.hub.registry.get(name)
-    messages, system, _, _ = await asyncio.to_thread(_plan, request, user, cid, body.content, body.parent_id)
+    turns, system, _, _ = await asyncio.to_thread(answers.plan, request, user, cid, body.content, body.parent_id)
     seeds = random.sample(range(1, 2**31), 2)  # two samples of one model differ by seed
-    admitted = []
+    admitted, placements = [], []
     for model, seed in ((body.model_a, seeds[0]), (body.model_b, seeds[1])):
         params = ChatParams(max_tokens=body.max_tokens, temperature=body.temperature, seed=seed)
-        admitted.append(await _admit(request, user, model, messages, system, params))
+        messages, placed = await answers.with_attachments(request, user, cid, model, turns, system, body.max_tokens)
+        admitted.append(await answers.admit(request, user, model, messages, system, params))
+        placements.append(placed)
     question_id, answer_ids = await asyncio.to_thread(
-        _store_turns, request, user, cid, None, body.content, body.parent_id, [body.model_a, body.model_b])
-    jobs = {side: _Answer(adm, gate, model, aid) for side, (adm, gate), model, aid
-            in zip("ab", admitted, (body.model_a, body.model_b), answer_ids)}
+        answers.store_turns, request, user, cid, None, body.content, body.parent_id, [body.model_a, body.model_b])
+    jobs = {side: answers.PageAnswer(adm, gate, model, aid, placed) for side, (adm, gate), model, aid, placed
+            in zip("ab", admitted, (body.model_a, body.model_b), answer_ids, placements)}
 
     async def stream():
-        yield _sse({"type": "question", "message_id": question_id})
+        yield sse({"type": "question", "message_id": question_id})
         for side in "ab":
-            async for chunk in _answer(request, jobs[side], side):
+            async for chunk in answers.stream_answer(request, jobs[side], side):
                 yield chunk
 
         def record(s):
@@ -401,8 +260,8 @@ async def compare(cid: int, body: Comparison, request: Request) -> StreamingResp
             s.flush()
             return vote.id
 
-        vote_id = await asyncio.to_thread(_with, _store(request), record)
-        yield _sse({"type": "compared", "vote_id": vote_id})
+        vote_id = await asyncio.to_thread(with_session, store_of(request), record)
+        yield sse({"type": "compared", "vote_id": vote_id})
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
@@ -414,7 +273,7 @@ class VoteBody(BaseModel):
 
 @router.post("/web/api/votes/{vote_id}")
 async def vote(vote_id: int, body: VoteBody, request: Request) -> dict:
-    user = await _user(request)
+    user = await user_of(request)
     if body.choice not in CHOICES:
         raise InvalidRequestError(f"must be one of {', '.join(CHOICES)}, got {body.choice!r}", field="choice")
 
@@ -429,7 +288,7 @@ async def vote(vote_id: int, body: VoteBody, request: Request) -> dict:
             conv.current_leaf_id = chosen
         return convs.view(s, conv, user)
 
-    return await _in_session(request, cast)
+    return await in_session(request, cast)
 
 
 class RatingBody(BaseModel):
@@ -439,7 +298,7 @@ class RatingBody(BaseModel):
 
 @router.post("/web/api/messages/{message_id}/rating")
 async def rate(message_id: int, body: RatingBody, request: Request) -> dict:
-    user = await _user(request)
+    user = await user_of(request)
     if body.value not in (1, -1):
         raise InvalidRequestError(f"must be 1 (thumbs up) or -1 (thumbs down), got {body.value}", field="value")
 
@@ -455,13 +314,13 @@ async def rate(message_id: int, body: RatingBody, request: Request) -> dict:
         row.value, row.comment = body.value, (body.comment or "").strip() or None
         return {"message_id": message_id, "value": row.value, "comment": row.comment}
 
-    return await _in_session(request, put)
+    return await in_session(request, put)
 
 
 @router.get("/web/api/messages/{message_id}/critique")
 async def critique(message_id: int, request: Request) -> dict:
     """The draft and critiques behind a self-critiqued answer (shown on request)."""
-    user = await _user(request)
+    user = await user_of(request)
 
     def load(s):
         msg = s.get(ChatMessage, message_id)
@@ -473,27 +332,27 @@ async def critique(message_id: int, request: Request) -> dict:
             raise NotFoundError(f"answer {message_id} was not self-critiqued", field="message")
         return critique_json(row)
 
-    return await _in_session(request, load)
+    return await in_session(request, load)
 
 
 @router.get("/web/api/leaderboard")
 async def get_leaderboard(request: Request) -> dict:
-    await _user(request, admin=True)
-    return {"data": await asyncio.to_thread(leaderboard, _store(request))}
+    await user_of(request, admin=True)
+    return {"data": await asyncio.to_thread(leaderboard, store_of(request))}
 
 
 
 @router.get("/web/api/moderation/events")
 async def flagged(request: Request, unreviewed: bool = False) -> dict:
     """Requests and answers the moderation classifier flagged, newest first (administrators)."""
-    await _user(request, admin=True)
-    return {"data": await asyncio.to_thread(moderation_records.list_events, _store(request), limit=100,
+    await user_of(request, admin=True)
+    return {"data": await asyncio.to_thread(moderation_records.list_events, store_of(request), limit=100,
                                             unreviewed=unreviewed)}
 
 
 @router.post("/web/api/moderation/events/{event_id}/reviewed")
 async def reviewed(event_id: int, request: Request) -> dict:
-    await _user(request, admin=True)
-    if not await asyncio.to_thread(moderation_records.mark_reviewed, _store(request), event_id):
+    await user_of(request, admin=True)
+    if not await asyncio.to_thread(moderation_records.mark_reviewed, store_of(request), event_id):
         raise NotFoundError(f"no moderation event {event_id}", field="event")
     return {"id": event_id, "reviewed": True}
