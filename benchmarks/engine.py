@@ -87,7 +87,7 @@ async def follow_up_ttft(engine: LlamaEngine, reuse: bool, fmt) -> tuple[float, 
                                Message("assistant", "".join(answer).strip() or "It is about a mill."),
                                Message("user", "And what happens next?")])
     if not reuse:
-        engine._llm.reset()  # a cold cache: the whole conversation is prefilled again
+        await engine.clear_cache()  # a cold cache: the whole conversation is prefilled again
     ttft, _, _ = await candor_run(engine, follow.text, 1)
     return ttft, len(engine.tokenize(follow.text))
 

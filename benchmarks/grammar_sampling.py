@@ -38,14 +38,14 @@ CASES = [
 ]
 
 
-def library_path(engine, tokens, grammar: str, max_tokens: int) -> list[int]:
+def library_path(llm, tokens, grammar: str, max_tokens: int) -> list[int]:
     """llama-cpp-python's own generate() with a LlamaGrammar: the grammar filters every candidate."""
     import llama_cpp
 
     out = []
-    for token in engine._llm.generate(tokens, temp=0.0, top_p=1.0, top_k=0, min_p=0.0, repeat_penalty=1.0,
-                                      grammar=llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)):
-        if llama_cpp.llama_vocab_is_eog(engine._vocab, token) or len(out) >= max_tokens:
+    for token in llm.generate(tokens, temp=0.0, top_p=1.0, top_k=0, min_p=0.0, repeat_penalty=1.0,
+                              grammar=llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)):
+        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token) or len(out) >= max_tokens:
             break
         out.append(token)
     return out
@@ -59,6 +59,11 @@ async def main() -> None:
     hub = EngineHub(load_registry())
     model = await hub.get("candor-instant")
     engine = model.engine
+    import llama_cpp
+
+    # llama-cpp-python's own path, on a context of its own with the same settings
+    library = llama_cpp.Llama(model_path=str(engine.config.model_path), n_ctx=engine.context_window,
+                              flash_attn=engine.config.flash_attn, swa_full=True, verbose=False)
     print(f"candor-instant, {platform.machine()}, max_tokens {args.max_tokens}, temperature 0, "
           f"{args.repeats} repeats (medians)\n")
     print(f"{'format':<12} {'tokens':>6} {'library tok/s':>14} {'candor tok/s':>13} {'ratio':>6} {'refused':>8} same")
@@ -70,18 +75,17 @@ async def main() -> None:
         tokens = engine.tokenize(rendered.text)
         lib_rates, our_rates = [], []
         for _ in range(args.repeats):
-            with engine._lock:
-                engine._llm.reset()
-                start = time.perf_counter()
-                lib_tokens = library_path(engine, tokens, grammar, args.max_tokens)
-                lib_rates.append(len(lib_tokens) / (time.perf_counter() - start))
-            engine._llm.reset()
+            library.reset()
+            start = time.perf_counter()
+            lib_tokens = library_path(library, tokens, grammar, args.max_tokens)
+            lib_rates.append(len(lib_tokens) / (time.perf_counter() - start))
+            await engine.clear_cache()
             start = time.perf_counter()
             text, finish = await collect(engine.generate(GenerateRequest(
                 prompt=rendered.text, max_tokens=args.max_tokens, sampling=SamplingParams(temperature=0.0),
                 grammar=grammar)))
             our_rates.append(finish.usage.output_tokens / (time.perf_counter() - start))
-        lib_text = engine._llm.detokenize(lib_tokens).decode("utf-8", errors="replace")
+        lib_text = engine.detokenize(lib_tokens)
         same = lib_text == text or lib_text.startswith(text)
         ratio = statistics.median(our_rates) / statistics.median(lib_rates)
         ratios.append(ratio)
@@ -89,6 +93,7 @@ async def main() -> None:
               f"{statistics.median(our_rates):>13.1f} {ratio:>5.2f}x {engine.last_full_grammar_passes:>8} "
               f"{'yes' if same else 'NO'}")
     print(f"\nmedian speed-up {statistics.median(ratios):.2f}x")
+    library.close()
     await hub.close()
 
 

@@ -22,6 +22,10 @@ SETTINGS: dict[str, Setting] = {
     "CANDOR_MODELS_FILE": Setting(None, "a TOML file of registry entries that extend or override the built-in ones"),
     "CANDOR_DEFAULT_MODEL": Setting(None, "the model used when none is named (default: the first registry entry)"),
     "CANDOR_MAX_WAITING": Setting("16", "requests that may wait per model before new ones get 529"),
+    "CANDOR_SLOTS": Setting("8", "requests an embedded model decodes together (continuous batching); each "
+                                 "slot holds a KV cache of the slot context"),
+    "CANDOR_SLOT_CONTEXT": Setting(None, "tokens of KV cache per slot, the most one request may use (default: "
+                                         "the model's context window; smaller saves memory)"),
     "CANDOR_API_KEYS": Setting(None, "bootstrap API keys, comma-separated (administrators without limits)"),
     "CANDOR_ALLOWED_HOSTS": Setting(None, "extra Host names the server answers to, comma-separated; * turns the check off"),
     "CANDOR_SIGNIN_MAX_FAILURES": Setting("5", "failed sign-ins per name (4x per address) before sign-in answers 429"),
@@ -70,6 +74,8 @@ def env_flag(name: str) -> bool:
 class Settings:
     home: Path
     max_waiting: int
+    slots: int = 8
+    slot_context: int | None = None
 
     @property
     def models_dir(self) -> Path:
@@ -78,4 +84,18 @@ class Settings:
 
 def settings() -> Settings:
     home = Path(env("CANDOR_HOME") or "~/.candor").expanduser()
-    return Settings(home=home, max_waiting=int(env("CANDOR_MAX_WAITING") or "16"))
+    return Settings(home=home, max_waiting=env_int("CANDOR_MAX_WAITING", minimum=0),
+                    slots=env_int("CANDOR_SLOTS"),
+                    slot_context=env_int("CANDOR_SLOT_CONTEXT", minimum=16) if env("CANDOR_SLOT_CONTEXT") else None)
+
+
+def env_int(name: str, minimum: int = 1) -> int:
+    """A whole-number setting, refused with its name and limit when it is not one."""
+    raw = env(name) or ""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {raw!r}")
+    return value

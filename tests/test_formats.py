@@ -376,7 +376,7 @@ def test_allow_end_lets_the_turn_end_after_a_complete_value(engine):
     assert not accepts(engine, grammar, '{"a": 1' + end)  # only after a complete value
 
 
-async def test_sample_then_check_matches_filtering_the_whole_vocabulary(engine):
+async def test_sample_then_check_matches_filtering_the_whole_vocabulary(engine, model_path):
     """The engine's fast constrained sampling picks exactly what llama-cpp-python's own grammar
     sampling picks (greedy), including the tokens the grammar refuses."""
     import llama_cpp
@@ -384,14 +384,17 @@ async def test_sample_then_check_matches_filtering_the_whole_vocabulary(engine):
     grammar = formats.grammar_for("yaml")
     rendered = render([Message("user", "List three fruits and their colours in YAML.")])
     tokens = engine.tokenize(rendered.text)
-    with engine._lock:
+    reference = llama_cpp.Llama(model_path=str(model_path), n_ctx=512, verbose=False)
+    try:
         expected = []
-        for token in engine._llm.generate(tokens, temp=0.0, top_p=1.0, top_k=0, min_p=0.0, repeat_penalty=1.0,
-                                          grammar=llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)):
+        for token in reference.generate(tokens, temp=0.0, top_p=1.0, top_k=0, min_p=0.0, repeat_penalty=1.0,
+                                        grammar=llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)):
             if len(expected) == 40:
                 break
             expected.append(token)
+    finally:
+        reference.close()
     text, finish = await collect(engine.generate(GenerateRequest(
         prompt=rendered.text, max_tokens=40, sampling=SamplingParams(temperature=0.0), grammar=grammar)))
     assert finish.usage.output_tokens == 40 and engine.last_full_grammar_passes > 0  # the slow path ran too
-    assert text == engine._llm.detokenize(expected).decode()
+    assert text == engine.detokenize(expected)

@@ -74,3 +74,28 @@ async def test_cancelled_waiter_leaves_the_queue():
     await first
     async with queue.slot():  # still usable
         assert queue.busy
+
+
+async def test_capacity_lets_that_many_run_and_the_rest_wait_in_order():
+    queue = GenerationQueue("m", max_waiting=10, capacity=3)
+    running = peak = 0
+    order: list[int] = []
+
+    async def job(i: int):
+        nonlocal running, peak
+        async with queue.slot():
+            running += 1
+            peak = max(peak, running)
+            order.append(i)
+            await asyncio.sleep(0.01)
+            running -= 1
+
+    tasks = []
+    for i in range(8):
+        tasks.append(asyncio.create_task(job(i)))
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert queue.running == 3 and queue.depth == 5
+    await asyncio.gather(*tasks)
+    assert peak == 3 and order == list(range(8))
+    assert queue.running == 0 and not queue.busy

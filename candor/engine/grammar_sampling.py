@@ -24,22 +24,22 @@ class ConstrainedSampler:
 
     def __init__(self, lib, vocab, n_vocab: int, chain, grammar: str):
         self._lib = lib
-        self._chain = chain  # llama_cpp._internals.LlamaSampler, without a grammar
+        self._chain = chain  # a llama_sampler chain pointer, without a grammar
         self._n_vocab = n_vocab
         self._grammar = lib.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
         if not self._grammar:
             raise ValueError("llama.cpp could not parse the grammar")
         self.full_passes = 0  # how often the whole vocabulary had to be filtered (for benchmarks)
 
-    def sample(self, ctx) -> int:
-        """Sample the next token from the context's last logits and advance the grammar."""
+    def sample(self, ctx, index: int = -1) -> int:
+        """Sample the next token from the logits at batch `index` and advance the grammar."""
         lib = self._lib
-        token = lib.llama_sampler_sample(self._chain.sampler, ctx, -1)
+        token = lib.llama_sampler_sample(self._chain, ctx, index)
         if self._allows(token):
             lib.llama_sampler_accept(self._grammar, token)
             return token
         self.full_passes += 1
-        logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(ctx, -1), shape=(self._n_vocab,))
+        logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(ctx, index), shape=(self._n_vocab,))
         data = np.empty(self._n_vocab, dtype=_TOKEN_DATA)
         data["id"] = np.arange(self._n_vocab, dtype=np.int32)
         data["logit"] = logits
@@ -47,7 +47,7 @@ class ConstrainedSampler:
         array = lib.llama_token_data_array(data.ctypes.data_as(ctypes.POINTER(lib.llama_token_data)),
                                            self._n_vocab, -1, False)
         lib.llama_sampler_apply(self._grammar, ctypes.byref(array))
-        lib.llama_sampler_apply(self._chain.sampler, ctypes.byref(array))
+        lib.llama_sampler_apply(self._chain, ctypes.byref(array))
         if array.selected < 0:
             raise RuntimeError("the sampler chain selected no token")
         token = int(array.data[array.selected].id)

@@ -59,7 +59,8 @@ def build_engine(entry: ModelEntry, progress: Progress | None = None) -> LoadedM
     wants_template = entry.prompt_format in ("template", "auto")
     engine = LlamaEngine(entry.name, LlamaConfig(
         model_path=path, context_window=entry.context_window, adapter_path=entry.adapter_path(),
-        parse_special=wants_template, max_waiting=settings().max_waiting))
+        parse_special=wants_template, max_waiting=settings().max_waiting, slots=settings().slots,
+        slot_context=settings().slot_context))
     template = engine.chat_template() if wants_template else None
     if entry.prompt_format == "template" and not template:
         from candor.errors import WeightsError

@@ -1,32 +1,30 @@
 """The embedded engine: a GGUF model run in-process by llama-cpp-python.
 
-llama.cpp is blocking, so each generation runs on this engine's single worker thread and hands
-events to the event loop. The worker checks a cancel flag after every token, so a consumer that
-stops reading (a disconnected client, Ctrl-C) stops generation within a token or two. The KV cache
-is kept between generations; llama-cpp-python reuses the longest common token prefix, so a
-follow-up turn in the same conversation only prefills its new tokens.
+Concurrent requests are decoded together by `candor.engine.batching.Batcher` (continuous
+batching over sequence slots) on one worker thread, which hands events to the event loop. The
+worker checks each request's cancel flag every step, so a consumer that stops reading (a
+disconnected client, Ctrl-C) stops its generation within a token or two while the others go on.
+Each slot keeps its KV cache between requests and a request goes to the free slot holding the
+longest common prefix, so a follow-up turn in a conversation only prefills its new tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import os
-import random
 import sys
 import tempfile
-import threading
-from collections.abc import AsyncGenerator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from candor.engine.base import Engine, Event, Finish, GenerateRequest, Health, TextDelta, Usage
+from candor.engine.base import Engine, Event, Finish, GenerateRequest, Health
 from candor.engine.queue import GenerationQueue
-from candor.engine.stops import StopMatcher
 from candor.errors import ContextWindowExceededError, EngineError, InvalidRequestError, WeightsError
+
+DEFAULT_SLOTS = 8  # sequences decoded together; chosen from benchmarks/concurrency.py (README)
 
 
 def available_cores() -> int:
@@ -70,7 +68,8 @@ def read_chat_format(path: Path) -> tuple[str | None, dict[str, str]]:
 
 @dataclass(frozen=True)
 class LlamaConfig:
-    """How to load one GGUF. `context_window` is the n_ctx allocated for the KV cache."""
+    """How to load one GGUF. `context_window` is what one request may use (prompt plus answer):
+    each of the `slots` sequence slots gets a KV cache of that many positions."""
 
     model_path: Path
     context_window: int = 8192
@@ -81,11 +80,19 @@ class LlamaConfig:
     batch_size: int = 512
     parse_special: bool = False  # parse special tokens in prompts, if the GGUF has a chat template
     max_waiting: int = 16
+    slots: int = DEFAULT_SLOTS  # sequences decoded together (continuous batching)
+    slot_context: int | None = None  # KV cache per slot (default: context_window); caps one request
 
 
 class LlamaEngine(Engine):
+    """Loads the weights (and LoRA adapter), tokenizes, and hands generations to a `Batcher`,
+    whose worker thread decodes all running requests together. The fair queue admits up to
+    `slots` requests at once and refuses new ones with 529 once `max_waiting` wait."""
+
     def __init__(self, name: str, config: LlamaConfig):
-        import llama_cpp  # the only module that imports llama_cpp
+        import llama_cpp  # only the engine modules touch llama_cpp
+
+        from candor.engine.batching import Batcher
 
         self.name = name
         self.config = config
@@ -93,48 +100,86 @@ class LlamaEngine(Engine):
             raise WeightsError(f"weights for {name} not found at {config.model_path}")
         if config.adapter_path is not None and not config.adapter_path.is_file():
             raise WeightsError(f"LoRA adapter for {name} not found at {config.adapter_path}")
-        self._llama_cpp = llama_cpp
+        if config.slots < 1:
+            raise InvalidRequestError(f"must be >= 1, got {config.slots}", field="slots")
+        self._llama_cpp = lib = llama_cpp
+        self._model = self._adapter = None
         try:
             with _quiet_stderr() as captured:
-                self._llm = llama_cpp.Llama(
-                    model_path=str(config.model_path),
-                    n_ctx=config.context_window,
-                    n_batch=config.batch_size,
-                    n_threads=config.threads or available_cores(),
-                    flash_attn=config.flash_attn,
-                    # Full-size sliding-window cache, so a prefix can be kept and a suffix trimmed.
-                    swa_full=True,
-                    lora_path=str(config.adapter_path) if config.adapter_path else None,
-                    lora_scale=config.adapter_scale,
-                    verbose=False,
-                )
+                # The tokenizer and metadata (no weights); the model itself is loaded below.
+                self._llm = llama_cpp.Llama(model_path=str(config.model_path), vocab_only=True, verbose=False)
+                self._model = lib.llama_model_load_from_file(str(config.model_path).encode(),
+                                                             lib.llama_model_default_params())
+                if not self._model:
+                    raise ValueError("llama.cpp could not load the model")
+                if config.adapter_path is not None:
+                    self._adapter = lib.llama_adapter_lora_init(self._model, str(config.adapter_path).encode())
+                    if not self._adapter:
+                        raise ValueError(f"llama.cpp could not load the LoRA adapter {config.adapter_path}")
         except (ValueError, RuntimeError) as exc:
+            self._free_model()
             log = captured.read().strip().splitlines()[-5:]
             raise WeightsError(f"could not load {config.model_path}: {exc}"
                                + (f" (llama.cpp: {' | '.join(log)})" if log else "")) from exc
         trained = _trained_context(self._llm)
         if trained and config.context_window > trained:
-            self._llm.close()
+            self._free_model()
             raise WeightsError(f"{name}: context_window = {config.context_window} in the registry is larger than the "
                                f"{trained} tokens {config.model_path.name} was trained for (its GGUF metadata)")
-        self._vocab = self._llm._model.vocab
+        self._vocab = lib.llama_model_get_vocab(self._model)
         # Template-rendered prompts carry special tokens as text; Human/Assistant prompts must not,
         # so user text such as "<eos>" stays plain text.
         self._parse_special = config.parse_special and bool(self.chat_template())
-        self._queue = GenerationQueue(name, config.max_waiting)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{name}")
-        self._lock = threading.Lock()  # belt and braces: llama objects are not thread-safe
-        self.last_reused_tokens = 0  # prompt tokens the last generation found in the KV cache
-        self.last_full_grammar_passes = 0  # tokens of the last constrained generation the grammar refused
+        try:
+            with _quiet_stderr():
+                self._batcher = Batcher(lib, self._model, self._vocab, slots=config.slots,
+                                        slot_context=min(config.slot_context or config.context_window,
+                                                         config.context_window),
+                                        threads=config.threads or available_cores(), flash_attn=config.flash_attn,
+                                        batch_size=config.batch_size, adapter=self._adapter,
+                                        adapter_scale=config.adapter_scale, name=name)
+        except EngineError as exc:
+            self._free_model()
+            raise WeightsError(str(exc)) from exc
+        self._queue = GenerationQueue(name, config.max_waiting, capacity=config.slots)
+
+    def _free_model(self) -> None:
+        lib = self._llama_cpp
+        if self._adapter:
+            lib.llama_adapter_lora_free(self._adapter)
+            self._adapter = None
+        if self._model:
+            lib.llama_model_free(self._model)
+            self._model = None
+        if getattr(self, "_llm", None) is not None:
+            self._llm.close()
 
     # -- interface -------------------------------------------------------------------------
     @property
     def context_window(self) -> int:
-        return self._llm.n_ctx()
+        return min(self.config.context_window, self._batcher.slot_context)
+
+    @property
+    def slots(self) -> int:
+        return self._batcher.slots
 
     @property
     def queue(self) -> GenerationQueue:
         return self._queue
+
+    @property
+    def last_reused_tokens(self) -> int:
+        """Prompt tokens the last started request found in its slot's KV cache."""
+        return self._batcher.last_reused_tokens
+
+    @property
+    def last_full_grammar_passes(self) -> int:
+        """Tokens of the last constrained generation the grammar refused (the slow path)."""
+        return self._batcher.last_full_grammar_passes
+
+    @property
+    def solo_steps(self) -> int:
+        return self._batcher.solo_steps
 
     def chat_template(self) -> str | None:
         """The Jinja chat template stored in the GGUF, if any."""
@@ -151,6 +196,9 @@ class LlamaEngine(Engine):
     def tokenize(self, text: str) -> list[int]:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=self._parse_special)
 
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self._llm.detokenize(list(tokens)).decode("utf-8", errors="replace")
+
     async def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
@@ -158,11 +206,18 @@ class LlamaEngine(Engine):
         return Health(ok=True, model=self.name, detail=str(self.config.model_path),
                       queue_depth=self._queue.depth, busy=self._queue.busy)
 
-    async def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        self._llm.close()
+    async def clear_cache(self) -> None:
+        """Forget the cached prompt prefixes of idle slots (benchmarks measure a cold start)."""
+        await asyncio.wrap_future(self._batcher.call(self._batcher.clear_cache))
 
-    async def generate(self, request: GenerateRequest) -> AsyncGenerator[Event, None]:
+    async def close(self) -> None:
+        self._batcher.close()
+        self._free_model()
+
+    async def generate(self, request: GenerateRequest, *,
+                       trace: list[tuple[int, float]] | None = None) -> AsyncGenerator[Event, None]:
+        """`trace`, when given, receives (token, gap between the two best logits) per step: how
+        tests and benchmarks tell a batching divergence after a near-tie from a real fault."""
         request.validate()
         tokens = self.tokenize(request.prompt)
         if len(tokens) + request.max_tokens > self.context_window:
@@ -170,14 +225,12 @@ class LlamaEngine(Engine):
                                              context_window=self.context_window, model=self.name)
         grammar = self._checked_grammar(request.grammar) if request.grammar else None
         async with self._queue.slot():
-            loop = asyncio.get_running_loop()
-            events: asyncio.Queue[Event | BaseException] = asyncio.Queue()
-            cancel = threading.Event()
-
-            def put(item: Event | BaseException) -> None:
-                loop.call_soon_threadsafe(events.put_nowait, item)
-
-            work = loop.run_in_executor(self._executor, self._run, tokens, request, grammar, cancel, put)
+            events: asyncio.Queue[Any] = asyncio.Queue()
+            job, ended = self._job(tokens, request.max_tokens, events)
+            job.sampling, job.grammar = request.sampling, grammar
+            job.stop_sequences, job.end_sequences = request.stop_sequences, request.end_sequences
+            job.trace = trace
+            self._batcher.submit(job)
             try:
                 while True:
                     item = await events.get()
@@ -187,11 +240,20 @@ class LlamaEngine(Engine):
                     if isinstance(item, Finish):
                         break
             finally:
-                cancel.set()
-                # Keep the slot until the worker has really stopped, so the next request starts
-                # on a free model; a cancelled consumer still releases it moments later.
-                with contextlib.suppress(BaseException):  # its outcome already reached the consumer
-                    await asyncio.shield(work)
+                job.cancel.set()
+                # Keep the queue slot until the worker has let go of the sequence slot, so the
+                # next request starts on a free one; a cancelled consumer releases it moments later.
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(ended)
+
+    def _job(self, tokens: list[int], max_tokens: int, events: asyncio.Queue):
+        from candor.engine.batching import Job
+
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+        job = Job(tokens=tokens, max_tokens=max_tokens, deliver=events.put_nowait, loop=loop,
+                  ended=lambda: ended.done() or ended.set_result(None))
+        return job, ended
 
     async def next_token_logprobs(self, prompt: str, candidates: Sequence[str]) -> dict[str, float]:
         if not candidates:
@@ -202,71 +264,30 @@ class LlamaEngine(Engine):
                                              context_window=self.context_window, model=self.name)
         # The candidate's first token is read where its tokens part from the prompt's, so a
         # tokenizer that merges across the boundary (": A" vs ":" + " A") is handled.
-        firsts: dict[str, tuple[tuple[int, ...], int]] = {}
+        by_context: dict[tuple[int, ...], list[tuple[str, int]]] = {}
         for cand in candidates:
             full = self.tokenize(prompt + cand)
             k = _common_prefix(context, full)
             if k >= len(full):
                 raise InvalidRequestError(f"candidate {cand!r} adds no token to the prompt", field="candidates")
-            firsts[cand] = (tuple(full[:k]), full[k])
-        async with self._queue.slot():
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._score, firsts)
-
-    def _score(self, firsts: dict[str, tuple[tuple[int, ...], int]]) -> dict[str, float]:
-        import numpy as np
-
+            by_context.setdefault(tuple(full[:k]), []).append((cand, full[k]))
         out: dict[str, float] = {}
-        by_context: dict[tuple[int, ...], list[str]] = {}
-        for cand, (ctx, _) in firsts.items():
-            by_context.setdefault(ctx, []).append(cand)
-        with self._lock:
+        async with self._queue.slot():
             for ctx, cands in by_context.items():
-                logits = self._eval_logits(list(ctx))
-                top = logits.max()
-                log_z = top + np.log(np.exp(logits - top).sum())
-                for cand in cands:
-                    out[cand] = float(logits[firsts[cand][1]] - log_z)
+                events: asyncio.Queue[Any] = asyncio.Queue()
+                job, ended = self._job(list(ctx), 0, events)
+                self._batcher.submit(job)
+                try:
+                    scores = await events.get()
+                    if isinstance(scores, BaseException):
+                        raise scores
+                finally:
+                    job.cancel.set()
+                    with contextlib.suppress(BaseException):
+                        await asyncio.shield(ended)
+                for cand, token in cands:
+                    out[cand] = float(scores[token])
         return out
-
-    def _eval_logits(self, tokens: list[int]):
-        """Evaluate `tokens` (reusing the cached prefix) and return the last position's logits."""
-        import numpy as np
-
-        self._eval_prompt(tokens)
-        pointer = self._llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)
-        return np.ctypeslib.as_array(pointer, shape=(self._llm.n_vocab(),)).astype(np.float64)
-
-    def _eval_prompt(self, tokens: list[int]) -> None:
-        """Evaluate `tokens`, keeping the KV cache of the prefix they share with the last ones
-        (at least one token is evaluated, so the logits are fresh)."""
-        llm = self._llm
-        reuse = min(_common_prefix(llm._input_ids[: llm.n_tokens], tokens), len(tokens) - 1)
-        if reuse > 0 and llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
-            llm.n_tokens = reuse
-        else:
-            llm.reset()
-            reuse = 0
-        llm.eval(tokens[reuse:])
-
-    # -- worker thread ---------------------------------------------------------------------
-    def _constrained(self, tokens: list[int], knobs: dict, grammar: str):
-        """Like Llama.generate (the cached prefix reused), sampling through a ConstrainedSampler."""
-        from candor.engine.grammar_sampling import ConstrainedSampler
-
-        llm = self._llm
-        self._eval_prompt(tokens)
-        chain = llm._init_sampler(**knobs)
-        sampler = ConstrainedSampler(self._llama_cpp, self._vocab, llm.n_vocab(), chain, grammar)
-        try:
-            while True:
-                token = sampler.sample(llm._ctx.ctx)
-                yield token
-                llm.eval([token])
-        finally:
-            self.last_full_grammar_passes = sampler.full_passes
-            sampler.close()
-            chain.close()
 
     def _checked_grammar(self, grammar: str) -> str:
         """Parse the grammar once here: llama.cpp crashes the process when generation starts
@@ -281,52 +302,6 @@ class LlamaEngine(Engine):
                                       "bad syntax or no root rule)", field="grammar")
         lib.llama_sampler_free(sampler)
         return grammar
-
-    def _run(self, tokens: list[int], request: GenerateRequest, grammar, cancel: threading.Event,
-             put: Callable[[Event | BaseException], None]) -> None:
-        try:
-            with self._lock:
-                put(self._generate_tokens(tokens, request, grammar, cancel, put))
-        except BaseException as exc:  # noqa: BLE001 - surfaced to the consumer, never swallowed
-            put(exc if isinstance(exc, Exception) else EngineError(repr(exc)))
-
-    def _generate_tokens(self, tokens, request: GenerateRequest, grammar, cancel, put) -> Finish:
-        sampling = request.sampling
-        self._llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(31))
-        if sampling.seed is not None and sampling.temperature > 0:
-            # llama.cpp's logits differ in the last bits with how a prompt was batched, which is
-            # enough to change a sampled token; a seeded request re-evaluates its whole prompt so
-            # the same seed gives the same text whatever ran before.
-            self._llm.reset()
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        matcher = StopMatcher(request.stop_sequences, request.end_sequences)
-        self.last_reused_tokens = _common_prefix(self._llm._input_ids[: self._llm.n_tokens], tokens)
-        output_tokens = 0
-        stop_reason = "max_tokens"
-        knobs: dict[str, Any] = {"temp": sampling.temperature, "top_p": 1.0 if sampling.top_p is None else sampling.top_p,
-                 "top_k": 0 if sampling.top_k is None else sampling.top_k, "min_p": 0.0, "repeat_penalty": 1.0}
-        stream = self._constrained(tokens, knobs, grammar) if grammar else self._llm.generate(tokens, **knobs)
-        for token in stream:
-            output_tokens += 1
-            if self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
-                stop_reason = "end_turn"
-                break
-            text = matcher.feed(decoder.decode(self._llm.detokenize([token])))
-            if text:
-                put(TextDelta(text))
-            if matcher.hit is not None or cancel.is_set():
-                stop_reason = "end_turn"
-                break
-            if output_tokens >= request.max_tokens:
-                break
-        tail = matcher.feed(decoder.decode(b"", final=True)) + matcher.flush()
-        if tail:
-            put(TextDelta(tail))
-        usage = Usage(input_tokens=len(tokens), output_tokens=output_tokens)
-        hit = matcher.hit
-        if hit is not None and not hit.is_end_of_turn:
-            return Finish("stop_sequence", usage, stop_sequence=hit.sequence)
-        return Finish(stop_reason, usage)  # type: ignore[arg-type]
 
 
 class _Captured:

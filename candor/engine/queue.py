@@ -1,4 +1,5 @@
-"""A fair, bounded admission queue: one generation at a time per loaded model.
+"""A fair, bounded admission queue: up to `capacity` generations at a time per loaded model (the
+embedded engine's sequence slots; one for engines that run one request at a time).
 
 Waiters are served first come, first served. When `max_waiting` requests already wait, a new one
 is refused at once with `OverloadedError` instead of hanging.
@@ -15,10 +16,13 @@ from candor.errors import OverloadedError
 
 
 class GenerationQueue:
-    def __init__(self, name: str, max_waiting: int = 16):
+    def __init__(self, name: str, max_waiting: int = 16, capacity: int = 1):
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.name = name
         self.max_waiting = max_waiting
-        self._busy = False
+        self.capacity = capacity
+        self._running = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     @property
@@ -27,8 +31,13 @@ class GenerationQueue:
         return len(self._waiters)
 
     @property
+    def running(self) -> int:
+        """Requests holding a slot now."""
+        return self._running
+
+    @property
     def busy(self) -> bool:
-        return self._busy
+        return self._running > 0
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -39,8 +48,8 @@ class GenerationQueue:
             self._release()
 
     async def _acquire(self) -> None:
-        if not self._busy and not self._waiters:
-            self._busy = True
+        if self._running < self.capacity and not self._waiters:
+            self._running += 1
             return
         if len(self._waiters) >= self.max_waiting:
             raise OverloadedError(
@@ -63,6 +72,6 @@ class GenerationQueue:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)  # the slot passes directly; _busy stays True
+                waiter.set_result(None)  # the slot passes directly; the running count stays
                 return
-        self._busy = False
+        self._running -= 1

@@ -1,0 +1,259 @@
+"""Throughput under load: Candor's HTTP API against llama.cpp's own `llama-server`, same model.
+
+Streams OpenAI chat completions (temperature 0.8, the same messages) to each server from 1, 2,
+4, 8 and 16 concurrent clients, each client sending its requests one after another, and prints
+aggregate output tokens/s, requests/s and time to first token (median, p95) per level; the
+single-client decode rate (output tokens after the first / time after the first); and the time to
+first token of a follow-up turn in a ~1,000-token conversation while 8 other clients stream.
+
+`llama-server` comes from `benchmarks/build_llama_server.sh` (llama.cpp's sources in the
+llama-cpp-python source package the engine runs; same CPU flags); without it that column is
+skipped with a note. Both servers get the same slots, context per slot, threads and flash
+attention, and run one at a time: nothing else should run on the machine (README, "Measured").
+
+    .venv/bin/python benchmarks/concurrency.py [--levels 1,2,4,8,16] [--slots 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from candor.engine.llama import available_cores
+from candor.engine.weights import ensure_weights
+from candor.registry import load_registry
+
+SYSTEM = "You are a helpful assistant. Answer clearly."
+TOPICS = ["a lighthouse keeper", "a lost kitten", "a city under the sea", "a clockmaker", "a dragon who hates fire",
+          "a robot learning to paint", "two rival bakers", "a mountain village in winter", "a ship's cat",
+          "a library that never closes", "an old violin", "a garden on the moon", "a detective who is a dog",
+          "a train that runs backwards", "the last bookshop", "a friendly ghost"]
+FILLER = ("The mill stood by the river, and every morning the miller counted the sacks of grain that the "
+          "farmers brought from the valley. ")
+
+
+def story(i: int) -> list[dict]:
+    return [{"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"Write a short story about {TOPICS[i % len(TOPICS)]}."}]
+
+
+@dataclass
+class Result:
+    ttft: float
+    total: float
+    tokens: int
+
+
+async def stream(client: httpx.AsyncClient, model: str, messages: list[dict], max_tokens: int) -> tuple[Result, str]:
+    body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0.8, "stream": True,
+            "stream_options": {"include_usage": True}}
+    start = time.perf_counter()
+    first = None
+    chunks, usage, text = 0, None, []
+    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code}: {(await response.aread())[:300]!r}")
+        async for line in response.aiter_lines():
+            if not line.startswith("data:") or line.strip() == "data: [DONE]":
+                continue
+            data = json.loads(line[5:])
+            if data.get("usage"):
+                usage = data["usage"].get("completion_tokens")
+            for choice in data.get("choices") or []:
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    chunks += 1
+                    text.append(piece)
+                    first = first or time.perf_counter()
+    end = time.perf_counter()
+    return Result((first or end) - start, end - start, usage if usage is not None else chunks), "".join(text)
+
+
+async def level(client: httpx.AsyncClient, model: str, clients: int, per_client: int, max_tokens: int) -> dict:
+    async def one_client(c: int) -> list[Result]:
+        return [(await stream(client, model, story(c * per_client + r), max_tokens))[0] for r in range(per_client)]
+
+    start = time.perf_counter()
+    results = [r for rs in await asyncio.gather(*(one_client(c) for c in range(clients))) for r in rs]
+    wall = time.perf_counter() - start
+    ttfts = sorted(r.ttft for r in results)
+    decode = [(r.tokens - 1) / (r.total - r.ttft) for r in results if r.tokens > 1 and r.total > r.ttft]
+    return {"tok_s": sum(r.tokens for r in results) / wall, "req_s": len(results) / wall,
+            "ttft_median": statistics.median(ttfts), "ttft_p95": ttfts[min(len(ttfts) - 1, int(0.95 * len(ttfts)))],
+            "decode": statistics.median(decode), "tokens": statistics.mean(r.tokens for r in results)}
+
+
+async def follow_up_under_load(client: httpx.AsyncClient, model: str, busy: int, max_tokens: int,
+                               repeats: int) -> tuple[float, float]:
+    """Median time to first token of a conversation's first turn and of its follow-up, while
+    `busy` other clients stream stories without pause."""
+    stop = asyncio.Event()
+
+    async def busy_client(c: int) -> None:
+        i = 0
+        while not stop.is_set():
+            await stream(client, model, story(100 + c * 50 + i), max_tokens)
+            i += 1
+
+    tasks = [asyncio.create_task(busy_client(c)) for c in range(busy)]
+    await asyncio.sleep(2.0)
+    firsts, follows = [], []
+    try:
+        for r in range(repeats):
+            history = [{"role": "system", "content": SYSTEM}]
+            for turn in range(4):
+                history += [{"role": "user", "content": f"Part {r}.{turn}: tell me about the mill. " + FILLER * 2},
+                            {"role": "assistant", "content": "The mill was busy. " + FILLER * 3}]
+            history.append({"role": "user", "content": "Summarise the story so far in one sentence."})
+            result, answer = await stream(client, model, history, 24)
+            firsts.append(result.ttft)
+            history += [{"role": "assistant", "content": answer},
+                        {"role": "user", "content": "And what happens next?"}]
+            result, _ = await stream(client, model, history, 8)
+            follows.append(result.ttft)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    return statistics.median(firsts), statistics.median(follows)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_ready(base: str, process: asyncio.subprocess.Process, path: str) -> None:
+    deadline = time.time() + 300
+    async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+        while time.time() < deadline:
+            if process.returncode is not None:
+                raise RuntimeError(f"server exited with {process.returncode}")
+            try:
+                if (await client.get(path)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.3)
+    raise RuntimeError("server did not become ready")
+
+
+async def measure(name: str, command: list[str], env: dict, port: int, model: str, args) -> dict:
+    process = await asyncio.create_subprocess_exec(*command, env={**os.environ, **env},
+                                                   stdout=asyncio.subprocess.DEVNULL,
+                                                   stderr=asyncio.subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(base, process, "/health")
+        out: dict = {"levels": {}}
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(base_url=base, timeout=600, limits=limits) as client:
+            await stream(client, model, story(0), 8)  # warm up
+            for clients in args.levels:
+                out["levels"][clients] = await level(client, model, clients, args.per_client, args.max_tokens)
+                row = out["levels"][clients]
+                print(f"  {name:<12} {clients:>2} clients: {row['tok_s']:6.1f} tok/s, {row['req_s']:.2f} req/s, "
+                      f"TTFT median {row['ttft_median']:.2f} s p95 {row['ttft_p95']:.2f} s, "
+                      f"{row['tokens']:.0f} tokens/answer", flush=True)
+            out["follow_first"], out["follow_up"] = await follow_up_under_load(
+                client, model, args.busy, args.max_tokens, args.follow_repeats)
+            print(f"  {name:<12} follow-up with {args.busy} busy clients: first turn TTFT "
+                  f"{out['follow_first']:.2f} s, follow-up TTFT {out['follow_up']:.2f} s", flush=True)
+        return out
+    finally:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout=30)
+        except TimeoutError:
+            process.kill()
+
+
+def llama_server_binary(explicit: str | None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    home = Path(os.environ.get("CANDOR_HOME") or "~/.candor").expanduser()
+    path = home / "cache" / "llama-server-src" / "build" / "bin" / "llama-server"
+    return path if path.is_file() else None
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--levels", default="1,2,4,8,16")
+    parser.add_argument("--slots", type=int, default=8)
+    parser.add_argument("--slot-context", type=int, default=4096)
+    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--per-client", type=int, default=3, help="requests each client sends in turn")
+    parser.add_argument("--busy", type=int, default=8, help="streaming clients during the follow-up test")
+    parser.add_argument("--follow-repeats", type=int, default=3)
+    parser.add_argument("--llama-server", help="path of llama-server (default: the build script's output)")
+    parser.add_argument("--only", choices=["candor", "llama-server"])
+    args = parser.parse_args()
+    args.levels = [int(x) for x in args.levels.split(",")]
+    path = ensure_weights(load_registry().get("candor-instant"))
+    threads = available_cores()
+    print(f"model {path.name}; {threads} threads; {args.slots} slots x {args.slot_context} tokens; flash attention on; "
+          f"answers up to {args.max_tokens} tokens at temperature 0.8; {args.per_client} requests per client\n")
+    results: dict[str, dict] = {}
+    if args.only != "llama-server":
+        port = free_port()
+        results["candor"] = await measure(
+            "candor", [sys.executable, "-m", "candor", "serve", "--port", str(port), "--no-auth"],
+            {"CANDOR_SLOTS": str(args.slots), "CANDOR_SLOT_CONTEXT": str(args.slot_context)}, port,
+            "candor-instant", args)
+    binary = llama_server_binary(args.llama_server)
+    if args.only != "candor":
+        if binary is None:
+            print("  llama-server: not built (run benchmarks/build_llama_server.sh); column skipped")
+        else:
+            port = free_port()
+            results["llama-server"] = await measure(
+                "llama-server", [str(binary), "-m", str(path), "-np", str(args.slots),
+                                 "-c", str(args.slot_context * args.slots), "-t", str(threads), "-tb", str(threads),
+                                 "-fa", "on", "--port", str(port), "--host", "127.0.0.1", "--no-webui"],
+                {}, port, "candor-instant", args)
+    report(results, args)
+
+
+def report(results: dict[str, dict], args) -> None:
+    names = list(results)
+    print("\n| clients | " + " | ".join(f"{n} tok/s" for n in names)
+          + (" | ratio" if len(names) == 2 else "") + " | " + " | ".join(f"{n} req/s" for n in names)
+          + " | " + " | ".join(f"{n} TTFT median / p95" for n in names) + " |")
+    print("|" + "---|" * (1 + 3 * len(names) + (len(names) == 2)))
+    for clients in args.levels:
+        rows = [results[n]["levels"][clients] for n in names]
+        cells = [f"{r['tok_s']:.1f}" for r in rows]
+        if len(rows) == 2:
+            cells.append(f"{rows[0]['tok_s'] / rows[1]['tok_s']:.2f}")
+        cells += [f"{r['req_s']:.2f}" for r in rows]
+        cells += [f"{r['ttft_median']:.2f} / {r['ttft_p95']:.2f} s" for r in rows]
+        print(f"| {clients} | " + " | ".join(cells) + " |")
+    print()
+    for n in names:
+        r = results[n]
+        single = r["levels"].get(1)
+        line = f"{n}: follow-up TTFT with {args.busy} busy clients {r['follow_up']:.2f} s (first turn {r['follow_first']:.2f} s)"
+        if single:
+            line += f"; single-client decode {single['decode']:.1f} tok/s"
+        print(line)
+    if "candor" in results and 8 in results["candor"]["levels"] and 1 in results["candor"]["levels"]:
+        c = results["candor"]["levels"]
+        print(f"candor at 8 clients / candor at 1 client: {c[8]['tok_s'] / c[1]['tok_s']:.2f}x")
+        if "llama-server" in results:
+            s = results["llama-server"]["levels"]
+            print(f"candor / llama-server at 8 clients: {c[8]['tok_s'] / s[8]['tok_s']:.2f}x; "
+                  f"single-client decode: {c[1]['decode'] / s[1]['decode']:.2f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

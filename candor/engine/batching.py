@@ -1,0 +1,445 @@
+"""Continuous batching: many sequences decoded per forward pass of one llama.cpp context.
+
+Decoding one token is bound by reading the weights from memory; decoding a token for each of
+eight sequences in the same `llama_decode` call reads them once. `Batcher` owns a context with
+`slots` sequence slots (each with its own KV cache stream of `slot_context` positions) and one
+worker thread that loops: admit waiting jobs into free slots, build one batch holding the next
+token of every decoding sequence plus chunks of prompts still being prefilled, decode it, and
+sample each sequence's next token in llama.cpp's C samplers at that sequence's row of the logits.
+Python's work per step is O(active sequences); no logits are copied unless a job asks for them.
+
+- Prompts are prefilled in chunks (`prefill_chunk` tokens per step while others are decoding), so
+  a long prompt arriving does not freeze other streams.
+- A slot keeps its KV cache when its job ends; a new job goes to the free slot holding the longest
+  common prefix of its prompt (least recently used among equals), so a follow-up turn only
+  prefills its new tokens, even under load.
+- A seeded sampled job runs "solo": its prompt is evaluated whole, in its own `llama_decode`
+  calls, never batched with others. llama.cpp's logits move in the last bits with batch
+  composition, enough to change a sampled token; solo jobs see the same computation whatever else
+  runs, so the same seed gives the same text under load too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import ctypes
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from candor.engine.base import Finish, SamplingParams, TextDelta, Usage
+from candor.engine.stops import StopMatcher
+from candor.errors import EngineError
+
+PREFILL_CHUNK = 128  # prompt tokens per step while other sequences decode (see README, "Measured")
+
+
+@dataclass(eq=False)
+class Job:
+    """One request handed to the worker: a generation, or (`max_tokens == 0`) a scoring pass
+    that evaluates the prompt and delivers the last position's log-softmax over the vocabulary."""
+
+    tokens: list[int]
+    max_tokens: int
+    deliver: Callable[[Any], None]  # called on `loop` with each Event / BaseException / scores
+    loop: asyncio.AbstractEventLoop
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    stop_sequences: tuple[str, ...] = ()
+    end_sequences: tuple[str, ...] = ()
+    grammar: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    ended: Callable[[], None] | None = None  # called on `loop` once the job's slot is free again
+    # When a list: each sampled token is appended with the gap between the two best logits at
+    # that step (a diagnostic; it copies the logits row, so only when asked).
+    trace: list[tuple[int, float]] | None = None
+
+    @property
+    def solo(self) -> bool:
+        return self.sampling.seed is not None and self.sampling.temperature > 0 and self.max_tokens > 0
+
+
+@dataclass(eq=False)
+class _Sequence:
+    """A job while it holds a slot."""
+
+    job: Job
+    slot: int
+    kv: list[int]  # the tokens in this slot's KV cache, in order (shared with the slot record)
+    chain: Any = None
+    constrained: Any = None
+    decoder: Any = None
+    matcher: StopMatcher | None = None
+    pending: int | None = None  # sampled, not yet evaluated
+    output_tokens: int = 0
+    index: int = -1  # row of this sequence's logits in the current batch
+
+    @property
+    def prefilling(self) -> bool:
+        return len(self.kv) < len(self.job.tokens)
+
+
+class Batcher:
+    """The worker thread and the llama.cpp context it alone touches."""
+
+    def __init__(self, lib, model, vocab, *, slots: int, slot_context: int, threads: int, flash_attn: bool,
+                 batch_size: int, adapter=None, adapter_scale: float = 1.0, name: str = "model"):
+        self._lib = lib
+        self._vocab = vocab
+        self.slots = slots
+        self.name = name
+        self.n_batch = max(batch_size, slots + PREFILL_CHUNK)
+        params = lib.llama_context_default_params()
+        params.n_ctx = slot_context * slots
+        params.n_batch = self.n_batch
+        params.n_ubatch = min(512, self.n_batch)
+        params.n_seq_max = slots
+        params.n_threads = params.n_threads_batch = threads
+        params.flash_attn_type = (lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn
+                                  else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        params.swa_full = True  # full-size sliding-window cache, so a prefix can be kept and a suffix trimmed
+        params.kv_unified = False  # one KV stream per slot: measured faster for independent sequences
+        params.no_perf = True
+        self._ctx = lib.llama_init_from_model(model, params)
+        if not self._ctx:
+            raise EngineError(f"{name}: llama.cpp could not create a context of {slots} slots x {slot_context} tokens")
+        if adapter is not None:
+            adapters = (lib.llama_adapter_lora_p_ctypes * 1)(adapter)
+            scales = (ctypes.c_float * 1)(adapter_scale)
+            if lib.llama_set_adapters_lora(self._ctx, adapters, 1, scales):
+                lib.llama_free(self._ctx)
+                raise EngineError(f"{name}: llama.cpp could not apply the LoRA adapter")
+        self.slot_context = lib.llama_n_ctx_seq(self._ctx)
+        self._memory = lib.llama_get_memory(self._ctx)
+        self._batch = lib.llama_batch_init(self.n_batch, 0, 1)
+        self._n_vocab = lib.llama_vocab_n_tokens(vocab)
+        self._slot_kv: list[list[int]] = [[] for _ in range(slots)]
+        self._slot_used = [0] * slots
+        self._slot_free = [True] * slots
+        self._active: list[_Sequence] = []
+        self._incoming: list[Job] = []
+        self._calls: list[tuple[Callable[[], Any], Any]] = []
+        self._cv = threading.Condition()
+        self._stopping = False
+        self._steps = 0
+        self._outbox: list[tuple[Job, Any]] = []
+        self.last_reused_tokens = 0  # prompt tokens the last started job found in its slot's cache
+        self.last_full_grammar_passes = 0  # tokens of the last constrained job the grammar refused
+        self.solo_steps = 0  # llama_decode calls made for solo jobs (for tests and benchmarks)
+        self._thread = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
+        self._thread.start()
+
+    # -- called from the event loop ---------------------------------------------------------
+    def submit(self, job: Job) -> None:
+        with self._cv:
+            if self._stopping:
+                raise EngineError(f"{self.name} is shutting down")
+            self._incoming.append(job)
+            self._cv.notify()
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` on the worker between steps and return its result (a concurrent future)."""
+        import concurrent.futures
+
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._cv:
+            self._calls.append((fn, future))
+            self._cv.notify()
+        return future
+
+    def clear_cache(self) -> None:
+        """Forget every free slot's cached prefix (on the worker thread)."""
+        for slot in range(self.slots):
+            if self._slot_free[slot]:
+                self._lib.llama_memory_seq_rm(self._memory, slot, 0, -1)
+                self._slot_kv[slot] = []
+
+    def close(self) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        self._thread.join()
+        self._lib.llama_batch_free(self._batch)
+        self._lib.llama_free(self._ctx)
+
+    # -- worker thread ------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not (self._incoming or self._calls or self._active or self._stopping):
+                    self._cv.wait()
+                if self._stopping:
+                    for seq in list(self._active):
+                        self._fail(seq, EngineError(f"{self.name} shut down"))
+                    for job in self._incoming:
+                        self._post(job, EngineError(f"{self.name} shut down"))
+                        self._post_ended(job)
+                    self._incoming = []
+                    self._flush()
+                    return
+                calls, self._calls = self._calls, []
+                waiting = self._incoming
+            for fn, future in calls:
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    future.set_exception(exc)
+            with self._cv:
+                free = self._slot_free.count(True)
+                starting, waiting[:free] = waiting[:free], []
+            for job in starting:
+                try:
+                    self._start(job)
+                except Exception as exc:  # noqa: BLE001 - e.g. a grammar llama.cpp refuses
+                    self._post(job, exc)
+                    self._post_ended(job)
+            try:
+                self._step()
+            except BaseException as exc:  # noqa: BLE001 - every active job hears of it, none hangs
+                for seq in list(self._active):
+                    self._fail(seq, exc if isinstance(exc, Exception) else EngineError(repr(exc)))
+            self._flush()
+
+    def _start(self, job: Job) -> None:
+        seq = _Sequence(job, -1, [])
+        if job.max_tokens > 0:
+            seq.chain = self._sampler_chain(job.sampling)
+            if job.grammar:
+                from candor.engine.grammar_sampling import ConstrainedSampler
+
+                try:
+                    seq.constrained = ConstrainedSampler(self._lib, self._vocab, self._n_vocab, seq.chain, job.grammar)
+                except BaseException:
+                    self._lib.llama_sampler_free(seq.chain)
+                    raise
+            seq.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            seq.matcher = StopMatcher(job.stop_sequences, job.end_sequences)
+        # at least the last prompt token is evaluated, so its logits are fresh
+        limit = 0 if job.solo else len(job.tokens) - 1
+
+        def choice(slot: int) -> tuple[int, bool, int]:
+            """A slot whose cache this prompt continues (a follow-up turn: it saves more prompt
+            tokens than it throws cached ones away) wins; otherwise an empty slot, otherwise the
+            least recently used, so a new conversation does not evict a recent one."""
+            cached = self._slot_kv[slot]
+            reuse = min(_common_prefix(cached, job.tokens), limit)
+            return max(reuse - (len(cached) - reuse), 0), not cached, -self._slot_used[slot]
+
+        slot = max((s for s in range(self.slots) if self._slot_free[s]), key=choice)
+        reuse = min(_common_prefix(self._slot_kv[slot], job.tokens), limit)
+        if not self._lib.llama_memory_seq_rm(self._memory, slot, reuse, -1):
+            reuse = 0  # this cache cannot drop a suffix: start the slot afresh
+            self._lib.llama_memory_seq_rm(self._memory, slot, 0, -1)
+        del self._slot_kv[slot][reuse:]
+        seq.slot, seq.kv = slot, self._slot_kv[slot]
+        self._slot_free[slot] = False
+        self.last_reused_tokens = reuse
+        self._active.append(seq)
+
+    def _sampler_chain(self, sampling: SamplingParams):
+        lib = self._lib
+        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if sampling.temperature <= 0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+            return chain
+        if sampling.top_k:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_k(sampling.top_k))
+        if sampling.top_p is not None and sampling.top_p < 1.0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(sampling.top_p, 1))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(sampling.temperature))
+        seed = sampling.seed if sampling.seed is not None else random.getrandbits(31)
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
+        return chain
+
+    def _step(self) -> None:
+        for seq in list(self._active):
+            if seq.job.cancel.is_set():
+                if seq.job.max_tokens == 0:
+                    self._release(seq)
+                else:
+                    self._finish(seq, "end_turn")
+        batched = [s for s in self._active if not s.job.solo]
+        if batched:
+            self._decode(batched, prefill_limit=PREFILL_CHUNK if any(not s.prefilling for s in batched)
+                         else self.n_batch)
+        for seq in [s for s in self._active if s.job.solo]:
+            self.solo_steps += 1
+            self._decode([seq], prefill_limit=self.n_batch)
+        self._steps += 1
+
+    def _decode(self, group: list[_Sequence], prefill_limit: int) -> None:
+        """One llama_decode over `group`: each decoding sequence's pending token, then prompt
+        chunks in arrival order within `prefill_limit` tokens; then sample where logits came."""
+        lib, batch = self._lib, self._batch
+        n = 0
+        added: list[tuple[_Sequence, int]] = []  # (sequence, tokens it added to its KV)
+
+        def put(seq: _Sequence, token: int, pos: int, want: bool) -> None:
+            nonlocal n
+            batch.token[n] = token
+            batch.pos[n] = pos
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = seq.slot
+            batch.logits[n] = want
+            if want:
+                seq.index = n
+            n += 1
+
+        for seq in group:
+            seq.index = -1
+            if seq.pending is not None:
+                put(seq, seq.pending, len(seq.kv), True)
+                added.append((seq, 1))
+        budget = min(self.n_batch - n, prefill_limit)
+        for seq in group:
+            if budget <= 0:
+                break
+            if seq.pending is None and seq.prefilling:
+                start = len(seq.kv)
+                take = min(len(seq.job.tokens) - start, budget)
+                last = len(seq.job.tokens) - 1
+                for pos in range(start, start + take):
+                    put(seq, seq.job.tokens[pos], pos, pos == last)
+                added.append((seq, take))
+                budget -= take
+        if n == 0:
+            return
+        batch.n_tokens = n
+        status = lib.llama_decode(self._ctx, batch)
+        if status != 0:
+            raise EngineError(f"{self.name}: llama_decode failed with status {status} ({n} tokens, "
+                              f"{len(group)} sequences)")
+        for seq, count in added:
+            if seq.pending is not None:
+                seq.kv.append(seq.pending)
+                seq.pending = None
+            else:
+                seq.kv.extend(seq.job.tokens[len(seq.kv):len(seq.kv) + count])
+        for seq in group:
+            if seq.index >= 0:
+                self._sample(seq)
+
+    def _sample(self, seq: _Sequence) -> None:
+        lib, job = self._lib, seq.job
+        if job.max_tokens == 0:
+            self._post(job, self._log_softmax(seq.index))
+            self._release(seq)
+            return
+        margin = self._top_two_gap(seq.index) if job.trace is not None else 0.0
+        if seq.constrained is not None:
+            token = seq.constrained.sample(self._ctx, seq.index)
+        else:
+            token = lib.llama_sampler_sample(seq.chain, self._ctx, seq.index)
+        if job.trace is not None:
+            job.trace.append((token, margin))
+        seq.output_tokens += 1
+        if lib.llama_vocab_is_eog(self._vocab, token):
+            self._finish(seq, "end_turn")
+            return
+        assert seq.matcher is not None and seq.decoder is not None
+        text = seq.matcher.feed(seq.decoder.decode(self._piece(token)))
+        if text:
+            self._post(job, TextDelta(text))
+        if seq.matcher.hit is not None or job.cancel.is_set():
+            self._finish(seq, "end_turn")
+        elif seq.output_tokens >= job.max_tokens:
+            self._finish(seq, "max_tokens")
+        else:
+            seq.pending = token
+
+    def _piece(self, token: int) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = self._lib.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lib.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+        return buf.raw[:n]
+
+    def _top_two_gap(self, index: int) -> float:
+        import numpy as np
+
+        pointer = self._lib.llama_get_logits_ith(self._ctx, index)
+        best = np.partition(np.ctypeslib.as_array(pointer, shape=(self._n_vocab,)), -2)[-2:]
+        return float(best[1] - best[0])
+
+    def _log_softmax(self, index: int):
+        import numpy as np
+
+        pointer = self._lib.llama_get_logits_ith(self._ctx, index)
+        logits = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,)).astype(np.float64)
+        top = logits.max()
+        return logits - (top + np.log(np.exp(logits - top).sum()))
+
+    def _finish(self, seq: _Sequence, reason: str) -> None:
+        assert seq.matcher is not None and seq.decoder is not None
+        tail = seq.matcher.feed(seq.decoder.decode(b"", final=True)) + seq.matcher.flush()
+        if tail:
+            self._post(seq.job, TextDelta(tail))
+        usage = Usage(input_tokens=len(seq.job.tokens), output_tokens=seq.output_tokens)
+        hit = seq.matcher.hit
+        if hit is not None and not hit.is_end_of_turn:
+            self._post(seq.job, Finish("stop_sequence", usage, stop_sequence=hit.sequence))
+        else:
+            self._post(seq.job, Finish(reason, usage))  # type: ignore[arg-type]
+        self._release(seq)
+
+    def _fail(self, seq: _Sequence, exc: BaseException) -> None:
+        self._post(seq.job, exc)
+        self._lib.llama_memory_seq_rm(self._memory, seq.slot, 0, -1)
+        seq.kv.clear()
+        self._release(seq)
+
+    def _release(self, seq: _Sequence) -> None:
+        if seq.constrained is not None:
+            self.last_full_grammar_passes = seq.constrained.full_passes
+            seq.constrained.close()
+        if seq.chain is not None:
+            self._lib.llama_sampler_free(seq.chain)
+        self._active.remove(seq)
+        self._slot_free[seq.slot] = True
+        self._slot_used[seq.slot] = self._steps
+        self._post_ended(seq.job)
+
+    def _post(self, job: Job, item: Any) -> None:
+        self._outbox.append((job, item))
+
+    def _post_ended(self, job: Job) -> None:
+        if job.ended is not None:
+            self._outbox.append((job, _ENDED))
+
+    def _flush(self) -> None:
+        """Hand this step's events to their event loops: one wake-up per loop, not per token."""
+        if not self._outbox:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Job, Any]]] = {}
+        for job, item in self._outbox:
+            by_loop.setdefault(job.loop, []).append((job, item))
+        self._outbox = []
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_dispatch, items)
+            except RuntimeError:  # that loop has closed; nobody is listening
+                pass
+
+
+_ENDED = object()
+
+
+def _dispatch(items: list[tuple[Job, Any]]) -> None:
+    for job, item in items:
+        if item is _ENDED:
+            assert job.ended is not None
+            job.ended()
+        else:
+            job.deliver(item)
+
+
+def _common_prefix(cached: list[int], tokens: list[int]) -> int:
+    n = 0
+    for a, b in zip(cached, tokens):
+        if a != b:
+            break
+        n += 1
+    return n
