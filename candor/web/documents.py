@@ -31,7 +31,7 @@ from candor.documents.summarize import CHUNK_TOKENS, Summary, summarize
 from candor.errors import AccessError, CandorError, InvalidRequestError
 from candor.serving.files import multipart
 from candor.serving.generation import begin_generation
-from candor.store.models import User
+from candor.store.models import User, utcnow
 from candor.web import answers, attachments
 from candor.web import conversations as convs
 from candor.web.citations import render
@@ -66,6 +66,13 @@ async def attach(cid: int, request: Request, background: BackgroundTasks) -> dic
     filename, content_type, data = parts["file"]
     model = await request.app.state.hub.get(conv.model)
     meta, doc = await attachments.attach(_files(request), model, user, cid, filename, content_type, data)
+
+    def touch(s):  # attaching is activity (retention counts from it); a new conversation takes the file's name
+        conv = convs.get_owned(s, user, cid)
+        conv.updated_at = utcnow()
+        conv.title = conv.title or meta.filename
+
+    await in_session(request, touch)
     background.add_task(default_cache().ingest, doc)  # a sync task: Starlette runs it in a thread
     return attachments.view(meta)
 

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
-const state = { me: null, csrf: "", conv: null, list: [], abort: null, streaming: false };
+const state = { me: null, csrf: "", conv: null, list: [], abort: null, streaming: false, attachments: [], view: 0 };
 
 async function api(path, { method = "GET", body, raw = false, signal } = {}) {
   const headers = { "content-type": "application/json" };
@@ -103,17 +103,23 @@ function button(label, cls, onClick) {
 }
 
 function newConversationView() {
+  state.view += 1;  // a conversation still loading must not replace this one
   state.conv = null;
   $("#title").textContent = "New conversation";
   $("#messages").replaceChildren();
   $("#totals").textContent = "";
   $("#system-prompt").value = "";
+  state.attachments = [];
+  renderAttachments();
   $("#input").focus();
 }
 
 async function openConversation(id) {
+  const ticket = ++state.view;
   const view = await api(`/web/api/conversations/${id}`);
+  if (ticket !== state.view) return;  // another conversation (or a new one) was opened meanwhile
   renderConversation(view);
+  await loadAttachments();
   $("#sidebar").classList.remove("open");
   for (const li of document.querySelectorAll("#conversation-list li")) li.classList.toggle("active", Number(li.dataset.id) === id);
 }
@@ -165,6 +171,7 @@ function messageElement(m) {
     stats.className = "stats";
     stats.textContent = statsText(m);
     div.append(stats, assistantActions(m));
+    decorateAnswer(div, m);
   } else {
     const actions = document.createElement("div");
     actions.className = "actions";
@@ -204,7 +211,8 @@ function assistantActions(m) {
   down.setAttribute("aria-label", "Bad answer");
   up.setAttribute("aria-pressed", String(m.rating === 1));
   down.setAttribute("aria-pressed", String(m.rating === -1));
-  actions.append(up, down, button("Regenerate", "regenerate", () => sendTurn({ content: null, parent_id: m.parent_id })));
+  actions.append(up, down);
+  if (!m.summary) actions.append(button("Regenerate", "regenerate", () => sendTurn({ content: null, parent_id: m.parent_id })));
   if (m.critiqued) {
     const show = button("Show critiques", "show-critique", () => showCritique(m, show));
     show.setAttribute("aria-expanded", "false");
@@ -339,7 +347,7 @@ async function sendTurn(body) {
     const response = await api(`/web/api/conversations/${conv.id}/messages`, { method: "POST", body, raw: true, signal: state.abort.signal });
     await readEvents(response, (ev) => {
       if (ev.type === "delta") { content.textContent += ev.text; scrollDown(); }
-      if (ev.type === "done") { setHtml(content, ev.html); $(".stats", answer).textContent = statsText(ev); }
+      if (ev.type === "done") { setHtml(content, ev.html); $(".stats", answer).textContent = statsText(ev); decorateAnswer(answer, ev); }
     });
   } catch (e) {
     if (e.name !== "AbortError" && !refused(e, body.content)) $(".stats", answer).textContent = "error: " + e.message;
@@ -385,7 +393,7 @@ async function compareTurn(text) {
     await readEvents(response, (ev) => {
       const col = columns[ev.side];
       if (ev.type === "delta") { $(".content", col).textContent += ev.text; scrollDown(); }
-      if (ev.type === "done") { setHtml($(".content", col), ev.html); $(".stats", col).textContent = statsText(ev); }
+      if (ev.type === "done") { setHtml($(".content", col), ev.html); $(".stats", col).textContent = statsText(ev); decorateAnswer(col, ev); }
       if (ev.type === "compared") voteId = ev.vote_id;
     });
   } catch (e) {
@@ -447,6 +455,220 @@ function voteBar(voteId) {
   return bar;
 }
 
+// -- documents: citations, attachments, summaries ------------------------------------------------
+// An answer about attachments: numbered buttons after cited sentences (the server put them in the
+// sanitised HTML), a list of its sources, and what went into the prompt. A click opens the quoted
+// passage with its document and location. A summary lists the parts it was made from.
+function decorateAnswer(box, data) {
+  for (const old of box.querySelectorAll(".sources, .doc-note, .summary-parts, .citation-panel")) old.remove();
+  const content = $(".content", box);
+  const extras = [];
+  const citations = data.citations || [];
+  if (citations.length) {
+    const byNumber = new Map(citations.map((c) => [c.n, c]));
+    for (const b of content.querySelectorAll("button.cite")) {
+      const c = byNumber.get(Number(b.dataset.cite));
+      if (c) b.addEventListener("click", () => toggleCitation(box, c));
+    }
+    const list = document.createElement("ol");
+    list.className = "sources";
+    list.setAttribute("aria-label", "Sources");
+    for (const c of citations) {
+      const li = document.createElement("li");
+      const b = button(`[${c.n}] ${c.document_title || "Document"}, ${c.location}`, "source", () => toggleCitation(box, c));
+      b.dataset.cite = c.n;
+      b.setAttribute("aria-expanded", "false");
+      li.append(b);
+      list.append(li);
+    }
+    extras.push(list);
+  }
+  if (data.placements && data.placements.length) {
+    const note = document.createElement("div");
+    note.className = "doc-note";
+    note.textContent = "Documents: " + data.placements.join("; ");
+    extras.push(note);
+  }
+  if (data.summary) extras.push(summaryParts(data.summary));
+  content.after(...extras);
+}
+
+function toggleCitation(box, c) {
+  const open = $(".citation-panel", box);
+  const same = open && open.dataset.cite === String(c.n);
+  if (open) open.remove();
+  for (const b of box.querySelectorAll("button[data-cite]")) b.setAttribute("aria-expanded", "false");
+  if (same) return;
+  const panel = document.createElement("aside");
+  panel.className = "citation-panel";
+  panel.dataset.cite = c.n;
+  panel.setAttribute("role", "region");
+  panel.setAttribute("aria-label", `Source ${c.n}`);
+  const title = document.createElement("h4");
+  title.textContent = `[${c.n}] ${c.document_title || "Document"}`;
+  const where = document.createElement("p");
+  where.className = "where";
+  where.textContent = c.location;
+  const quote = document.createElement("blockquote");
+  quote.className = "cited-text";
+  quote.textContent = c.cited_text;
+  panel.append(title, where, quote, button("Close", "secondary close-citation", () => toggleCitation(box, c)));
+  ($(".sources", box) || $(".content", box)).after(panel);
+  for (const b of box.querySelectorAll(`button[data-cite="${c.n}"]`)) b.setAttribute("aria-expanded", "true");
+}
+
+function summaryParts(summary) {
+  const parts = summary.parts || [];
+  const box = document.createElement(parts.length ? "details" : "div");
+  box.className = "summary-parts";
+  const head = document.createElement(parts.length ? "summary" : "span");
+  head.textContent = parts.length ? `Summary of ${summary.title}, made from ${parts.length} parts` :
+    `Summary of ${summary.title}, read whole`;
+  box.append(head);
+  if (parts.length) {
+    const list = document.createElement("ol");
+    for (const part of parts) {
+      const li = document.createElement("li");
+      const where = document.createElement("strong");
+      where.textContent = part.location + ": ";
+      li.append(where, part.summary);
+      list.append(li);
+    }
+    box.append(list);
+  }
+  return box;
+}
+
+async function loadAttachments() {
+  const conv = state.conv;
+  const list = conv ? (await api(`/web/api/conversations/${conv.id}/attachments`)).data : [];
+  if (state.conv !== conv) return;  // the page moved to another conversation meanwhile
+  state.attachments = list;
+  renderAttachments();
+}
+
+function sizeText(bytes) {
+  return bytes < 1024 ? `${bytes} bytes` : bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1048576).toFixed(1)} MB`;
+}
+
+function renderAttachments(pending = []) {
+  const ul = $("#attachments");
+  const waiting = pending.map((name) => {
+    const li = document.createElement("li");
+    li.className = "attachment pending";
+    li.textContent = `Attaching ${name}…`;
+    return li;
+  });
+  ul.replaceChildren(...state.attachments.map(attachmentItem), ...waiting);
+  ul.hidden = ul.children.length === 0;
+}
+
+function attachmentItem(a) {
+  const li = document.createElement("li");
+  li.className = "attachment";
+  li.dataset.id = a.id;
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = a.filename;
+  const facts = document.createElement("span");
+  facts.className = "facts";
+  const pages = a.pages == null ? sizeText(a.size_bytes) : `${a.pages} ${a.pages === 1 ? "page" : "pages"}`;
+  facts.textContent = `${pages} · ${a.tokens == null ? "?" : a.tokens.toLocaleString("en")} tokens`;
+  const summarise = button("Summarise", "summarise", () => summariseFile(a));
+  summarise.setAttribute("aria-label", "Summarise " + a.filename);
+  const remove = button("×", "remove", async () => {
+    await api(`/web/api/conversations/${state.conv.id}/attachments/${a.id}`, { method: "DELETE" });
+    await loadAttachments();
+  });
+  remove.setAttribute("aria-label", "Remove " + a.filename);
+  li.append(name, facts, summarise, remove);
+  return li;
+}
+
+// Each file is read on the server before it is stored: one that cannot be read (type, size, no
+// text layer…) is not attached, and the notice says why.
+async function attachFiles(fileList) {
+  const files = Array.from(fileList || []);
+  if (!files.length || state.streaming) return;
+  showNotice("");
+  document.body.classList.add("busy");
+  const refused = [];
+  try {
+    const conv = await ensureConversation();
+    for (const [i, file] of files.entries()) {
+      renderAttachments(files.slice(i).map((f) => f.name));
+      const form = new FormData();
+      form.append("file", file, file.name);
+      const response = await fetch(`/web/api/conversations/${conv.id}/attachments`, {
+        method: "POST", body: form, headers: { "x-csrf-token": state.csrf }, credentials: "same-origin" });
+      const data = await response.json().catch(() => ({}));
+      if (response.ok) state.attachments.push(data);
+      else refused.push(`${file.name}: ${((data.error && data.error.message) || response.statusText).replace(/^file: /, "")}`);
+    }
+    renderAttachments();
+    if (refused.length) showNotice("Not attached. " + refused.join(" · "));
+    await refreshList();
+  } catch (e) {
+    showNotice("Not attached: " + e.message);
+    renderAttachments();
+  } finally {
+    $("#attach-input").value = "";
+    document.body.classList.remove("busy");
+  }
+}
+
+function showProgress(ev, a) {
+  const label = $("#summary-label");
+  const bar = $("#summary-bar");
+  if (ev.stage === "map") {
+    bar.max = ev.total;
+    bar.value = ev.done;
+    label.textContent = ev.done < ev.total ? `Summarising ${a.filename}: part ${ev.done + 1} of ${ev.total}…`
+      : `Summarised all ${ev.total} parts of ${a.filename}`;
+  } else if (ev.stage === "reduce") {
+    label.textContent = `Combining the part summaries of ${a.filename}…`;
+  } else if (ev.stage === "waiting") {
+    label.textContent = `Waiting for your rate limit (retry in ${ev.retry_after} s)…`;
+  } else {
+    bar.removeAttribute("value");  // indeterminate until the parts are known
+    label.textContent = `Summarising ${a.filename}…`;
+  }
+}
+
+// "Summarise": a structured summary of one attachment, with the server's progress shown as it
+// works (each part of a long document, then the combining step); stored as a turn when done.
+async function summariseFile(a) {
+  if (state.streaming || !state.conv) return;
+  showNotice("");
+  const conv = state.conv;
+  const box = $("#summary-progress");
+  showProgress({ stage: "start" }, a);
+  box.hidden = false;
+  document.body.classList.add("busy");
+  state.abort = new AbortController();
+  setStreaming(true);
+  try {
+    const response = await api(`/web/api/conversations/${conv.id}/attachments/${a.id}/summary`, {
+      method: "POST", raw: true, signal: state.abort.signal,
+      body: { parent_id: lastId(), max_tokens: Math.min(maxTokens(), 300) } });
+    await readEvents(response, (ev) => {
+      if (ev.type === "progress") showProgress(ev, a);
+      if (ev.type === "error") showNotice(`The summary of ${a.filename} failed: ${ev.message}`);
+    });
+  } catch (e) {
+    if (e.name !== "AbortError") showNotice(`The summary of ${a.filename} failed: ${e.message}`);
+  } finally {
+    setStreaming(false);
+    state.abort = null;
+    box.hidden = true;
+    await openConversation(conv.id);
+    await refreshList();
+    document.body.classList.remove("busy");
+  }
+}
+
+function hasFiles(e) { return e.dataTransfer && Array.from(e.dataTransfer.types || []).includes("Files"); }
+
 // -- wiring -----------------------------------------------------------------------------------
 document.addEventListener("DOMContentLoaded", () => {
   $("#signin-form").addEventListener("submit", async (e) => {
@@ -473,6 +695,23 @@ document.addEventListener("DOMContentLoaded", () => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
   });
   $("#stop").addEventListener("click", () => state.abort && state.abort.abort());
+  $("#attach-button").addEventListener("click", () => $("#attach-input").click());
+  $("#attach-input").addEventListener("change", (e) => attachFiles(e.target.files));
+  const chat = $("#chat");
+  let dragDepth = 0;  // dragenter/dragleave fire for every child the pointer crosses
+  chat.addEventListener("dragenter", (e) => { if (hasFiles(e)) { e.preventDefault(); dragDepth += 1; chat.classList.add("dragging"); } });
+  chat.addEventListener("dragover", (e) => { if (hasFiles(e)) { e.preventDefault(); e.dataTransfer.dropEffect = "copy"; } });
+  chat.addEventListener("dragleave", () => { dragDepth = Math.max(0, dragDepth - 1); if (!dragDepth) chat.classList.remove("dragging"); });
+  chat.addEventListener("drop", (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    dragDepth = 0;
+    chat.classList.remove("dragging");
+    attachFiles(e.dataTransfer.files);
+  });
+  for (const kind of ["dragover", "drop"]) {  // a file dropped beside the chat must not replace the page
+    window.addEventListener(kind, (e) => { if (hasFiles(e)) e.preventDefault(); });
+  }
   $("#new-chat").addEventListener("click", () => { newConversationView(); refreshList(); });
   let searchTimer = null;
   $("#search").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(refreshList, 200); });
