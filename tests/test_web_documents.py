@@ -89,12 +89,12 @@ def test_attach_by_button_and_drop_ask_and_open_the_cited_passage(site, page):  
     base, env = site
     sign_in(page, base)
     attach(page, ("notes.txt", NOTES.encode(), "text/plain"))
-    notes = page.locator("#attachments .attachment:has-text('notes.txt')")
+    notes = page.locator("#attachments .attachment:not(.pending):has-text('notes.txt')")
     notes.wait_for()
     assert "tokens" in notes.locator(".facts").inner_text()
     drop(page, "island.pdf", island_pdf(), "application/pdf")
     assert page.evaluate("window.__dropHint") == "flex"  # "Drop files to attach" while a file is over the chat
-    page.wait_for_selector("#attachments .attachment:has-text('island.pdf') .facts:has-text('2 pages')")
+    page.wait_for_selector("#attachments .attachment:not(.pending):has-text('island.pdf') .facts:has-text('2 pages')")
     assert not page.evaluate("document.querySelector('#chat').classList.contains('dragging')")
     send(page, "What was the name of the lighthouse keeper?", max_tokens=40)
     wait_idle(page)
@@ -119,17 +119,17 @@ def test_attach_by_button_and_drop_ask_and_open_the_cited_passage(site, page):  
 
     page.reload()  # attachments and citations are kept with the conversation
     page.wait_for_selector(".msg.assistant button.cite")
-    assert page.locator("#attachments .attachment").count() == 2
+    assert page.locator("#attachments .attachment:not(.pending)").count() == 2
     assert page.locator("#conversation-list li.active").inner_text().startswith("notes.txt")  # named by its file
     page.set_viewport_size({"width": 375, "height": 740})
     page.wait_for_function("document.querySelector('#sidebar').getBoundingClientRect().right <= 0")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375  # usable on a phone
-    assert page.locator("#attachments .attachment .name").first.bounding_box()["width"] >= 40
+    assert page.locator("#attachments .attachment:not(.pending) .name").first.bounding_box()["width"] >= 40
     shot(page, "attachments-phone")
 
     # Eve, signed in on her own, cannot fetch Alice's attachment, nor use it in a summary of her own
     cid = page.evaluate("state.conv.id")
-    fid = page.locator("#attachments .attachment:has-text('notes.txt')").get_attribute("data-id")
+    fid = page.locator("#attachments .attachment:not(.pending):has-text('notes.txt')").get_attribute("data-id")
     with httpx.Client(base_url=base, timeout=60) as c:
         r = c.post("/web/api/signin", json={"username": "eve", "password": PASSWORD})
         eve = {"cookie": f"candor_session={r.cookies['candor_session']}", "x-csrf-token": r.json()["csrf"]}
@@ -148,7 +148,7 @@ def test_summarise_shows_progress_then_the_summary_and_its_parts(site, page):  #
     page.click("#new-chat")
     page.fill("#max-tokens", "60")
     attach(page, ("diary.txt", long_text(120).encode(), "text/plain"))
-    item = page.locator("#attachments .attachment:has-text('diary.txt')")
+    item = page.locator("#attachments .attachment:not(.pending):has-text('diary.txt')")
     item.wait_for()
     item.locator(".summarise").click()
     page.wait_for_selector("#summary-progress:not([hidden])")
@@ -179,7 +179,7 @@ def test_bad_uploads_say_why_on_the_page_and_store_nothing(site, page):  # noqa:
     assert "photo.png: unsupported document type 'image/png'; Candor reads PDF, DOCX" in notice
     assert f"big.txt: file is {LIMIT + 5} bytes, over the limit of {LIMIT}" in notice
     assert "scan.pdf" in notice and "does not run OCR" in notice
-    assert page.locator("#attachments .attachment").count() == 0 and page.is_hidden("#attachments")
+    assert page.locator("#attachments .attachment:not(.pending)").count() == 0 and page.is_hidden("#attachments")
     cid = page.evaluate("state.conv.id")
     assert sql(env, "SELECT count(*) FROM files WHERE conversation_id = :c", c=cid)[0][0] == 0
     shot(page, "attach-refused")
@@ -190,7 +190,7 @@ def test_deleting_the_conversation_or_the_purge_deletes_its_attachments(site, pa
     sign_in(page, base)
     page.click("#new-chat")
     attach(page, ("notes.txt", NOTES.encode(), "text/plain"))
-    page.wait_for_selector("#attachments .attachment")
+    page.wait_for_selector("#attachments .attachment:not(.pending)")
     cid = page.evaluate("state.conv.id")
     assert sql(env, "SELECT count(*) FROM files WHERE conversation_id = :c", c=cid)[0][0] == 1
     page.locator(f"#conversation-list li[data-id='{cid}'] .delete").click()  # the confirm is accepted
@@ -200,7 +200,7 @@ def test_deleting_the_conversation_or_the_purge_deletes_its_attachments(site, pa
 
     page.click("#new-chat")  # an old conversation goes with the retention purge, attachments and all
     attach(page, ("notes.txt", NOTES.encode(), "text/plain"))
-    page.wait_for_selector("#attachments .attachment")
+    page.wait_for_selector("#attachments .attachment:not(.pending)")
     old = page.evaluate("state.conv.id")
     sql(env, "UPDATE conversations SET updated_at = :t WHERE id = :c", c=old,
         t=dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
