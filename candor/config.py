@@ -22,8 +22,8 @@ SETTINGS: dict[str, Setting] = {
     "CANDOR_MODELS_FILE": Setting(None, "a TOML file of registry entries that extend or override the built-in ones"),
     "CANDOR_DEFAULT_MODEL": Setting(None, "the model used when none is named (default: the first registry entry)"),
     "CANDOR_MAX_WAITING": Setting("16", "requests that may wait per model before new ones get 529"),
-    "CANDOR_SLOTS": Setting("8", "requests an embedded model decodes together (continuous batching); each "
-                                 "slot holds a KV cache of the slot context"),
+    "CANDOR_SLOTS": Setting(None, "requests an embedded model decodes together (continuous batching); default "
+                                  "16, fewer when 16 KV caches of the slot context would pass 4 GiB"),
     "CANDOR_SLOT_CONTEXT": Setting(None, "tokens of KV cache per slot, the most one request may use (default: "
                                          "the model's context window; smaller saves memory)"),
     "CANDOR_API_KEYS": Setting(None, "bootstrap API keys, comma-separated (administrators without limits)"),
@@ -74,7 +74,7 @@ def env_flag(name: str) -> bool:
 class Settings:
     home: Path
     max_waiting: int
-    slots: int = 8
+    slots: int | None = None
     slot_context: int | None = None
 
     @property
@@ -85,7 +85,7 @@ class Settings:
 def settings() -> Settings:
     home = Path(env("CANDOR_HOME") or "~/.candor").expanduser()
     return Settings(home=home, max_waiting=env_int("CANDOR_MAX_WAITING", minimum=0),
-                    slots=env_int("CANDOR_SLOTS"),
+                    slots=env_int("CANDOR_SLOTS") if env("CANDOR_SLOTS") else None,
                     slot_context=env_int("CANDOR_SLOT_CONTEXT", minimum=16) if env("CANDOR_SLOT_CONTEXT") else None)
 
 

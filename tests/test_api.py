@@ -288,7 +288,8 @@ def test_disconnect_cancels_and_frees_the_engine(server, client):
 
 
 def test_full_queue_answers_529_and_the_sdk_retries():
-    proc, url = start_server(env={"CANDOR_MAX_WAITING": "0"})
+    # One sequence slot and no waiting room: a second request while one streams is refused.
+    proc, url = start_server(env={"CANDOR_MAX_WAITING": "0", "CANDOR_SLOTS": "1"})
     try:
         # A list the model keeps continuing (greedy: it runs to max_tokens), so the model stays busy.
         body = {"model": "candor-instant", "max_tokens": 2000, "stream": True, "temperature": 0,

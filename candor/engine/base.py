@@ -96,7 +96,7 @@ class Health:
 
 
 class Engine(abc.ABC):
-    """One loaded model. Implementations serialise generations through a fair, bounded queue."""
+    """One loaded model. Implementations admit generations through a fair, bounded queue."""
 
     name: str
 

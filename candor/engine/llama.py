@@ -24,7 +24,8 @@ from candor.engine.base import Engine, Event, Finish, GenerateRequest, Health
 from candor.engine.queue import GenerationQueue
 from candor.errors import ContextWindowExceededError, EngineError, InvalidRequestError, WeightsError
 
-DEFAULT_SLOTS = 8  # sequences decoded together; chosen from benchmarks/concurrency.py (README)
+DEFAULT_SLOTS = 16  # sequences decoded together; chosen from benchmarks/concurrency.py (README)
+KV_BUDGET = 4 << 30  # bytes of KV cache the default slot count may take (fewer slots for big models)
 
 
 def available_cores() -> int:
@@ -80,7 +81,7 @@ class LlamaConfig:
     batch_size: int = 512
     parse_special: bool = False  # parse special tokens in prompts, if the GGUF has a chat template
     max_waiting: int = 16
-    slots: int = DEFAULT_SLOTS  # sequences decoded together (continuous batching)
+    slots: int | None = None  # sequences decoded together (default: `default_slots`)
     slot_context: int | None = None  # KV cache per slot (default: context_window); caps one request
 
 
@@ -100,7 +101,7 @@ class LlamaEngine(Engine):
             raise WeightsError(f"weights for {name} not found at {config.model_path}")
         if config.adapter_path is not None and not config.adapter_path.is_file():
             raise WeightsError(f"LoRA adapter for {name} not found at {config.adapter_path}")
-        if config.slots < 1:
+        if config.slots is not None and config.slots < 1:
             raise InvalidRequestError(f"must be >= 1, got {config.slots}", field="slots")
         self._llama_cpp = lib = llama_cpp
         self._model = self._adapter = None
@@ -130,18 +131,18 @@ class LlamaEngine(Engine):
         # Template-rendered prompts carry special tokens as text; Human/Assistant prompts must not,
         # so user text such as "<eos>" stays plain text.
         self._parse_special = config.parse_special and bool(self.chat_template())
+        slot_context = min(config.slot_context or config.context_window, config.context_window)
+        slots = config.slots or default_slots(lib, self._model, slot_context)
         try:
             with _quiet_stderr():
-                self._batcher = Batcher(lib, self._model, self._vocab, slots=config.slots,
-                                        slot_context=min(config.slot_context or config.context_window,
-                                                         config.context_window),
+                self._batcher = Batcher(lib, self._model, self._vocab, slots=slots, slot_context=slot_context,
                                         threads=config.threads or available_cores(), flash_attn=config.flash_attn,
                                         batch_size=config.batch_size, adapter=self._adapter,
                                         adapter_scale=config.adapter_scale, name=name)
         except EngineError as exc:
             self._free_model()
             raise WeightsError(str(exc)) from exc
-        self._queue = GenerationQueue(name, config.max_waiting, capacity=config.slots)
+        self._queue = GenerationQueue(name, config.max_waiting, capacity=slots)
 
     def _free_model(self) -> None:
         lib = self._llama_cpp
@@ -251,8 +252,12 @@ class LlamaEngine(Engine):
 
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[None] = loop.create_future()
-        job = Job(tokens=tokens, max_tokens=max_tokens, deliver=events.put_nowait, loop=loop,
-                  ended=lambda: ended.done() or ended.set_result(None))
+
+        def mark_ended() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        job = Job(tokens=tokens, max_tokens=max_tokens, deliver=events.put_nowait, loop=loop, ended=mark_ended)
         return job, ended
 
     async def next_token_logprobs(self, prompt: str, candidates: Sequence[str]) -> dict[str, float]:
@@ -302,6 +307,14 @@ class LlamaEngine(Engine):
                                       "bad syntax or no root rule)", field="grammar")
         lib.llama_sampler_free(sampler)
         return grammar
+
+
+def default_slots(lib, model, slot_context: int) -> int:
+    """DEFAULT_SLOTS, or fewer when that many KV caches of `slot_context` tokens would take more
+    than KV_BUDGET (16-bit keys and values for every layer's KV heads)."""
+    head_dim = lib.llama_model_n_embd(model) // max(1, lib.llama_model_n_head(model))
+    per_token = 2 * 2 * lib.llama_model_n_layer(model) * lib.llama_model_n_head_kv(model) * head_dim
+    return max(1, min(DEFAULT_SLOTS, KV_BUDGET // max(1, per_token * slot_context)))
 
 
 class _Captured:
