@@ -9,7 +9,9 @@ first token of a follow-up turn in a ~1,000-token conversation while 8 other cli
 `llama-server` comes from `benchmarks/build_llama_server.sh` (llama.cpp's sources in the
 llama-cpp-python source package the engine runs; same CPU flags); without it that column is
 skipped with a note. Both servers get the same slots, context per slot, threads and flash
-attention, and run one at a time: nothing else should run on the machine (README, "Measured").
+attention; both stay loaded and each level runs on one, then the other, for several rounds
+(medians), so drift in the machine's speed hits both alike. Nothing else should run on the
+machine (README, "Measured").
 
     .venv/bin/python benchmarks/concurrency.py [--levels 1,2,4,8,16] [--slots 8]
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -26,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -148,34 +152,63 @@ async def wait_ready(base: str, process: asyncio.subprocess.Process, path: str) 
     raise RuntimeError("server did not become ready")
 
 
-async def measure(name: str, command: list[str], env: dict, port: int, model: str, args) -> dict:
-    process = await asyncio.create_subprocess_exec(*command, env={**os.environ, **env},
-                                                   stdout=asyncio.subprocess.DEVNULL,
-                                                   stderr=asyncio.subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await wait_ready(base, process, "/health")
-        out: dict = {"levels": {}}
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(base_url=base, timeout=600, limits=limits) as client:
+class Server:
+    """One server process under test, started before and stopped after all rounds."""
+
+    def __init__(self, name: str, command: list[str], env: dict, port: int):
+        self.name, self.command, self.env, self.port = name, command, env, port
+        self.base = f"http://127.0.0.1:{port}"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> Self:
+        self.process = await asyncio.create_subprocess_exec(*self.command, env={**os.environ, **self.env},
+                                                            stdout=asyncio.subprocess.DEVNULL,
+                                                            stderr=asyncio.subprocess.DEVNULL)
+        await wait_ready(self.base, self.process, "/health")
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            await asyncio.wait_for(self.process.wait(), timeout=30)
+        except TimeoutError:
+            self.process.kill()
+
+    def client(self) -> httpx.AsyncClient:
+        # A new connection per request for both servers: llama-server's HTTP library closes a
+        # kept-alive connection after a few requests, which a client would see as a dropped request.
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=0)
+        return httpx.AsyncClient(base_url=self.base, timeout=600, limits=limits)
+
+
+async def measure_all(servers: list[Server], model: str, args) -> dict[str, dict]:
+    """Both servers stay loaded (an idle one takes no CPU); each level runs on one server, then on
+    the other, for `--rounds` rounds, so drift in the machine's speed hits both alike."""
+    runs: dict[str, dict[int, list[dict]]] = {s.name: {c: [] for c in args.levels} for s in servers}
+    for server in servers:
+        async with server.client() as client:
             await stream(client, model, story(0), 8)  # warm up
-            for clients in args.levels:
-                out["levels"][clients] = await level(client, model, clients, args.per_client, args.max_tokens)
-                row = out["levels"][clients]
-                print(f"  {name:<12} {clients:>2} clients: {row['tok_s']:6.1f} tok/s, {row['req_s']:.2f} req/s, "
-                      f"TTFT median {row['ttft_median']:.2f} s p95 {row['ttft_p95']:.2f} s, "
+    for r in range(args.rounds):
+        for clients in args.levels:
+            for server in servers:
+                async with server.client() as client:
+                    row = await level(client, model, clients, args.per_client, args.max_tokens)
+                runs[server.name][clients].append(row)
+                print(f"  round {r + 1} {server.name:<12} {clients:>2} clients: {row['tok_s']:6.1f} tok/s, "
+                      f"{row['req_s']:.2f} req/s, TTFT median {row['ttft_median']:.2f} s p95 {row['ttft_p95']:.2f} s, "
                       f"{row['tokens']:.0f} tokens/answer", flush=True)
+    results: dict[str, dict] = {}
+    for server in servers:
+        out: dict = {"levels": {c: {k: statistics.median(row[k] for row in rows) for k in rows[0]}
+                                for c, rows in runs[server.name].items()}}
+        async with server.client() as client:
             out["follow_first"], out["follow_up"] = await follow_up_under_load(
                 client, model, args.busy, args.max_tokens, args.follow_repeats)
-            print(f"  {name:<12} follow-up with {args.busy} busy clients: first turn TTFT "
-                  f"{out['follow_first']:.2f} s, follow-up TTFT {out['follow_up']:.2f} s", flush=True)
-        return out
-    finally:
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), timeout=30)
-        except TimeoutError:
-            process.kill()
+        print(f"  {server.name:<12} follow-up with {args.busy} busy clients: first turn TTFT "
+              f"{out['follow_first']:.2f} s, follow-up TTFT {out['follow_up']:.2f} s", flush=True)
+        results[server.name] = out
+    return results
 
 
 def llama_server_binary(explicit: str | None) -> Path | None:
@@ -192,7 +225,8 @@ async def main() -> None:
     parser.add_argument("--slots", type=int, default=8)
     parser.add_argument("--slot-context", type=int, default=4096)
     parser.add_argument("--max-tokens", type=int, default=96)
-    parser.add_argument("--per-client", type=int, default=3, help="requests each client sends in turn")
+    parser.add_argument("--per-client", type=int, default=2, help="requests each client sends in turn")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per level (medians reported)")
     parser.add_argument("--busy", type=int, default=8, help="streaming clients during the follow-up test")
     parser.add_argument("--follow-repeats", type=int, default=3)
     parser.add_argument("--llama-server", help="path of llama-server (default: the build script's output)")
@@ -202,25 +236,26 @@ async def main() -> None:
     path = ensure_weights(load_registry().get("candor-instant"))
     threads = available_cores()
     print(f"model {path.name}; {threads} threads; {args.slots} slots x {args.slot_context} tokens; flash attention on; "
-          f"answers up to {args.max_tokens} tokens at temperature 0.8; {args.per_client} requests per client\n")
-    results: dict[str, dict] = {}
+          f"answers up to {args.max_tokens} tokens at temperature 0.8; {args.per_client} requests per client, {args.rounds} interleaved rounds (medians)\n")
+    servers: list[Server] = []
     if args.only != "llama-server":
         port = free_port()
-        results["candor"] = await measure(
-            "candor", [sys.executable, "-m", "candor", "serve", "--port", str(port), "--no-auth"],
-            {"CANDOR_SLOTS": str(args.slots), "CANDOR_SLOT_CONTEXT": str(args.slot_context)}, port,
-            "candor-instant", args)
+        servers.append(Server("candor", [sys.executable, "-m", "candor", "serve", "--port", str(port), "--no-auth"],
+                              {"CANDOR_SLOTS": str(args.slots), "CANDOR_SLOT_CONTEXT": str(args.slot_context)}, port))
     binary = llama_server_binary(args.llama_server)
     if args.only != "candor":
         if binary is None:
             print("  llama-server: not built (run benchmarks/build_llama_server.sh); column skipped")
         else:
             port = free_port()
-            results["llama-server"] = await measure(
-                "llama-server", [str(binary), "-m", str(path), "-np", str(args.slots),
-                                 "-c", str(args.slot_context * args.slots), "-t", str(threads), "-tb", str(threads),
-                                 "-fa", "on", "--port", str(port), "--host", "127.0.0.1", "--no-webui"],
-                {}, port, "candor-instant", args)
+            servers.append(Server("llama-server", [
+                str(binary), "-m", str(path), "-np", str(args.slots), "-c", str(args.slot_context * args.slots),
+                "-t", str(threads), "-tb", str(threads), "-fa", "on", "--port", str(port), "--host", "127.0.0.1",
+                "--no-webui"], {}, port))
+    async with contextlib.AsyncExitStack() as stack:
+        for server in servers:
+            await stack.enter_async_context(server)
+        results = await measure_all(servers, "candor-instant", args)
     report(results, args)
 
 

@@ -219,13 +219,16 @@ class Batcher:
         # at least the last prompt token is evaluated, so its logits are fresh
         limit = 0 if job.solo else len(job.tokens) - 1
 
-        def choice(slot: int) -> tuple[int, bool, int]:
-            """A slot whose cache this prompt continues (a follow-up turn: it saves more prompt
-            tokens than it throws cached ones away) wins; otherwise an empty slot, otherwise the
-            least recently used, so a new conversation does not evict a recent one."""
+        def choice(slot: int) -> tuple[int, int, bool, int]:
+            """First a slot whose cache this prompt continues (a follow-up turn: it saves more
+            prompt tokens than it throws cached ones away); then one already holding most of the
+            prompt (the same system prompt and instructions, another request like it); then an
+            empty slot; then the least recently used, so a new conversation does not evict a
+            recent one for the sake of a few shared tokens."""
             cached = self._slot_kv[slot]
             reuse = min(_common_prefix(cached, job.tokens), limit)
-            return max(reuse - (len(cached) - reuse), 0), not cached, -self._slot_used[slot]
+            continues = max(reuse - (len(cached) - reuse), 0)
+            return continues, reuse if 2 * reuse >= len(job.tokens) else 0, not cached, -self._slot_used[slot]
 
         slot = max((s for s in range(self.slots) if self._slot_free[s]), key=choice)
         reuse = min(_common_prefix(self._slot_kv[slot], job.tokens), limit)
