@@ -38,6 +38,7 @@ from candor.engine.weights import ensure_weights
 from candor.registry import load_registry
 
 SYSTEM = "You are a helpful assistant. Answer clearly."
+METRICS_KEY = "sk-concurrency-benchmark"  # an admin key for this run's /metrics only
 TOPICS = ["a lighthouse keeper", "a lost kitten", "a city under the sea", "a clockmaker", "a dragon who hates fire",
           "a robot learning to paint", "two rival bakers", "a mountain village in winter", "a ship's cat",
           "a library that never closes", "an old violin", "a garden on the moon", "a detective who is a dog",
@@ -155,8 +156,9 @@ async def wait_ready(base: str, process: asyncio.subprocess.Process, path: str) 
 class Server:
     """One server process under test, started before and stopped after all rounds."""
 
-    def __init__(self, name: str, command: list[str], env: dict, port: int):
+    def __init__(self, name: str, command: list[str], env: dict, port: int, metrics_key: str | None = None):
         self.name, self.command, self.env, self.port = name, command, env, port
+        self.metrics_key = metrics_key  # Candor: read its forward-pass counters around each level
         self.base = f"http://127.0.0.1:{port}"
         self.process: asyncio.subprocess.Process | None = None
 
@@ -174,6 +176,18 @@ class Server:
             await asyncio.wait_for(self.process.wait(), timeout=30)
         except TimeoutError:
             self.process.kill()
+
+    async def passes(self, client: httpx.AsyncClient) -> tuple[float, float, float] | None:
+        """Candor's /metrics totals of batched forward passes: (calls, tokens, seconds)."""
+        if self.metrics_key is None:
+            return None
+        text = (await client.get("/metrics", headers={"x-api-key": self.metrics_key})).text
+        found = {}
+        for line in text.splitlines():
+            for name in ("calls", "tokens", "seconds"):
+                if line.startswith(f"candor_engine_decode_{name}_total{{"):
+                    found[name] = float(line.split()[-1])
+        return found["calls"], found["tokens"], found["seconds"]
 
     def client(self) -> httpx.AsyncClient:
         # A new connection per request for both servers: llama-server's HTTP library closes a
@@ -193,11 +207,17 @@ async def measure_all(servers: list[Server], model: str, args) -> dict[str, dict
         for clients in args.levels:
             for server in servers:
                 async with server.client() as client:
+                    before = await server.passes(client)
                     row = await level(client, model, clients, args.per_client, args.max_tokens)
+                    after = await server.passes(client)
                 runs[server.name][clients].append(row)
+                inside = ""
+                if before and after and after[0] > before[0]:
+                    calls, tokens, seconds = (a - b for a, b in zip(after, before))
+                    inside = f"; inside: {tokens / calls:.1f} tokens and {1000 * seconds / calls:.1f} ms per forward pass"
                 print(f"  round {r + 1} {server.name:<12} {clients:>2} clients: {row['tok_s']:6.1f} tok/s, "
                       f"{row['req_s']:.2f} req/s, TTFT median {row['ttft_median']:.2f} s p95 {row['ttft_p95']:.2f} s, "
-                      f"{row['tokens']:.0f} tokens/answer", flush=True)
+                      f"{row['tokens']:.0f} tokens/answer{inside}", flush=True)
     results: dict[str, dict] = {}
     for server in servers:
         out: dict = {"levels": {c: {k: statistics.median(row[k] for row in rows) for k in rows[0]}
@@ -240,8 +260,10 @@ async def main() -> None:
     servers: list[Server] = []
     if args.only != "llama-server":
         port = free_port()
-        servers.append(Server("candor", [sys.executable, "-m", "candor", "serve", "--port", str(port), "--no-auth"],
-                              {"CANDOR_SLOTS": str(args.slots), "CANDOR_SLOT_CONTEXT": str(args.slot_context)}, port))
+        servers.append(Server("candor", [sys.executable, "-m", "candor", "serve", "--port", str(port), "--no-auth",
+                                         "--api-key", METRICS_KEY],
+                              {"CANDOR_SLOTS": str(args.slots), "CANDOR_SLOT_CONTEXT": str(args.slot_context)}, port,
+                              metrics_key=METRICS_KEY))
     binary = llama_server_binary(args.llama_server)
     if args.only != "candor":
         if binary is None:

@@ -255,6 +255,19 @@ def test_openai_create_and_stream(oai):
         oai.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "Hi"}])
 
 
+def test_metrics_count_the_engine_forward_passes(server, client):
+    def passes() -> dict[str, float]:
+        text = HTTP.get(f"{server}/metrics", headers={"x-api-key": KEY}).text
+        return {name: float(line.split()[-1]) for name in ("calls", "tokens", "seconds") for line in text.splitlines()
+                if line.startswith(f'candor_engine_decode_{name}_total{{model="candor-instant"}}')}
+
+    before = passes()
+    client.messages.create(model="candor-instant", max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
+    after = passes()
+    assert after["calls"] >= before["calls"] + 3  # the prompt, then one pass per sampled token but the last
+    assert after["tokens"] > before["tokens"] + 3 and after["seconds"] > before["seconds"]
+
+
 def test_request_too_large(server):
     r = HTTP.post(f"{server}/v1/messages", headers={"x-api-key": KEY},
                    content=b"x" * (33 * 1024 * 1024))

@@ -1,5 +1,6 @@
 """Prometheus metrics: requests by endpoint and status, tokens, time to first token, latency,
-and queue depth per loaded model (read at scrape time)."""
+and per loaded model (read at scrape time) queue depth and, for the embedded engine, its batched
+forward passes: calls, tokens and seconds, so tokens per pass and time per pass can be derived."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from candor.api.context import context_of
 
@@ -32,13 +33,22 @@ class Metrics:
             def collect(self):
                 depth = GaugeMetricFamily("candor_queue_depth", "Requests waiting per model", labels=["model"])
                 busy = GaugeMetricFamily("candor_model_busy", "1 while a model generates", labels=["model"])
+                passes = {name: CounterMetricFamily(f"candor_engine_decode_{name}", text, labels=["model"])
+                          for name, text in (("calls", "Batched forward passes (llama_decode calls)"),
+                                             ("tokens", "Tokens evaluated in batched forward passes"),
+                                             ("seconds", "Seconds spent in batched forward passes"))}
                 for model in hub_ref.loaded():
                     queue = getattr(model.engine, "queue", None)
                     if queue is not None:
                         depth.add_metric([model.name], queue.depth)
                         busy.add_metric([model.name], 1 if queue.busy else 0)
+                    stats = getattr(model.engine, "decode_stats", None)
+                    if stats is not None:
+                        for name, family in passes.items():
+                            family.add_metric([model.name], getattr(stats, name))
                 yield depth
                 yield busy
+                yield from passes.values()
 
         self.registry.register(QueueCollector())
 

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import concurrent.futures
 import ctypes
 import random
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,20 @@ from candor.engine.stops import StopMatcher
 from candor.errors import EngineError
 
 PREFILL_CHUNK = 128  # prompt tokens per step while other sequences decode (see README, "Measured")
+
+
+@dataclass
+class DecodeStats:
+    """Running totals of `llama_decode` calls: tokens per call and seconds per call follow."""
+
+    calls: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+    def add(self, tokens: int, seconds: float) -> None:
+        self.calls += 1
+        self.tokens += tokens
+        self.seconds += seconds
 
 
 @dataclass(eq=False)
@@ -128,6 +144,7 @@ class Batcher:
         self.last_reused_tokens = 0  # prompt tokens the last started job found in its slot's cache
         self.last_full_grammar_passes = 0  # tokens of the last constrained job the grammar refused
         self.solo_steps = 0  # llama_decode calls made for solo jobs (for tests and benchmarks)
+        self.stats = DecodeStats()  # read by /metrics: how full the batches are and how long they take
         self._thread = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -141,8 +158,6 @@ class Batcher:
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run `fn` on the worker between steps and return its result (a concurrent future)."""
-        import concurrent.futures
-
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._cv:
             self._calls.append((fn, future))
@@ -226,12 +241,12 @@ class Batcher:
             empty slot; then the least recently used, so a new conversation does not evict a
             recent one for the sake of a few shared tokens."""
             cached = self._slot_kv[slot]
-            reuse = min(_common_prefix(cached, job.tokens), limit)
+            reuse = min(common_prefix(cached, job.tokens), limit)
             continues = max(reuse - (len(cached) - reuse), 0)
             return continues, reuse if 2 * reuse >= len(job.tokens) else 0, not cached, -self._slot_used[slot]
 
         slot = max((s for s in range(self.slots) if self._slot_free[s]), key=choice)
-        reuse = min(_common_prefix(self._slot_kv[slot], job.tokens), limit)
+        reuse = min(common_prefix(self._slot_kv[slot], job.tokens), limit)
         if not self._lib.llama_memory_seq_rm(self._memory, slot, reuse, -1):
             reuse = 0  # this cache cannot drop a suffix: start the slot afresh
             self._lib.llama_memory_seq_rm(self._memory, slot, 0, -1)
@@ -310,7 +325,9 @@ class Batcher:
         if n == 0:
             return
         batch.n_tokens = n
+        started = time.perf_counter()
         status = lib.llama_decode(self._ctx, batch)
+        self.stats.add(n, time.perf_counter() - started)
         if status != 0:
             raise EngineError(f"{self.name}: llama_decode failed with status {status} ({n} tokens, "
                               f"{len(group)} sequences)")
@@ -439,7 +456,8 @@ def _dispatch(items: list[tuple[Job, Any]]) -> None:
             job.deliver(item)
 
 
-def _common_prefix(cached: list[int], tokens: list[int]) -> int:
+def common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:
+    """How many leading tokens the two sequences share."""
     n = 0
     for a, b in zip(cached, tokens):
         if a != b:

@@ -57,10 +57,11 @@ def build_engine(entry: ModelEntry, progress: Progress | None = None) -> LoadedM
     if progress:
         progress("loading", 0, 1)
     wants_template = entry.prompt_format in ("template", "auto")
+    limits = settings()
     engine = LlamaEngine(entry.name, LlamaConfig(
         model_path=path, context_window=entry.context_window, adapter_path=entry.adapter_path(),
-        parse_special=wants_template, max_waiting=settings().max_waiting, slots=settings().slots,
-        slot_context=settings().slot_context))
+        parse_special=wants_template, max_waiting=limits.max_waiting, slots=limits.slots,
+        slot_context=limits.slot_context))
     template = engine.chat_template() if wants_template else None
     if entry.prompt_format == "template" and not template:
         from candor.errors import WeightsError

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from candor.engine.base import Engine, Event, Finish, GenerateRequest, Health
+from candor.engine.batching import common_prefix
 from candor.engine.queue import GenerationQueue
 from candor.errors import ContextWindowExceededError, EngineError, InvalidRequestError, WeightsError
 
@@ -182,6 +183,11 @@ class LlamaEngine(Engine):
     def solo_steps(self) -> int:
         return self._batcher.solo_steps
 
+    @property
+    def decode_stats(self):
+        """Totals of the batched forward passes (calls, tokens, seconds), for /metrics."""
+        return self._batcher.stats
+
     def chat_template(self) -> str | None:
         """The Jinja chat template stored in the GGUF, if any."""
         return self._llm.metadata.get("tokenizer.chat_template")
@@ -272,7 +278,7 @@ class LlamaEngine(Engine):
         by_context: dict[tuple[int, ...], list[tuple[str, int]]] = {}
         for cand in candidates:
             full = self.tokenize(prompt + cand)
-            k = _common_prefix(context, full)
+            k = common_prefix(context, full)
             if k >= len(full):
                 raise InvalidRequestError(f"candidate {cand!r} adds no token to the prompt", field="candidates")
             by_context.setdefault(tuple(full[:k]), []).append((cand, full[k]))
@@ -341,12 +347,3 @@ def _quiet_stderr():
             os.close(saved)
             sink.seek(0)
             captured.text = sink.read().decode("utf-8", "replace")
-
-
-def _common_prefix(cached, tokens: list[int]) -> int:
-    n = 0
-    for a, b in zip(cached, tokens):
-        if a != b:
-            break
-        n += 1
-    return n

@@ -77,12 +77,18 @@ async def attach(cid: int, request: Request, background: BackgroundTasks) -> dic
     return attachments.view(meta)
 
 
-@router.get("/web/api/conversations/{cid}/attachments/{file_id}/content")
-async def download(cid: int, file_id: str, request: Request) -> Response:
+async def _attachment(request: Request, cid: int, file_id: str):
+    """The signed-in user, the file store and the attachment `file_id` of their conversation `cid`
+    (404 for anyone else's)."""
     user = await user_of(request)
     await in_session(request, convs.get_owned, user, cid)
     files = _files(request)
-    meta = await asyncio.to_thread(attachments.owned, files, user, cid, file_id)
+    return user, files, await asyncio.to_thread(attachments.owned, files, user, cid, file_id)
+
+
+@router.get("/web/api/conversations/{cid}/attachments/{file_id}/content")
+async def download(cid: int, file_id: str, request: Request) -> Response:
+    user, files, meta = await _attachment(request, cid, file_id)
     _, data = await asyncio.to_thread(files.content, attachments.owner(user), meta.id)
     fallback = meta.filename.encode("ascii", "replace").decode().replace("?", "_")
     return Response(data, media_type=meta.mime_type, headers={
@@ -92,10 +98,7 @@ async def download(cid: int, file_id: str, request: Request) -> Response:
 
 @router.delete("/web/api/conversations/{cid}/attachments/{file_id}")
 async def remove(cid: int, file_id: str, request: Request) -> dict:
-    user = await user_of(request)
-    await in_session(request, convs.get_owned, user, cid)
-    files = _files(request)
-    meta = await asyncio.to_thread(attachments.owned, files, user, cid, file_id)
+    user, files, meta = await _attachment(request, cid, file_id)
     await asyncio.to_thread(files.delete, attachments.owner(user), meta.id)
     return {"id": file_id, "deleted": True}
 
