@@ -177,17 +177,17 @@ class Server:
         except TimeoutError:
             self.process.kill()
 
-    async def passes(self, client: httpx.AsyncClient) -> tuple[float, float, float] | None:
-        """Candor's /metrics totals of batched forward passes: (calls, tokens, seconds)."""
+    async def passes(self, client: httpx.AsyncClient) -> tuple[float, float, float, float] | None:
+        """Candor's /metrics totals of batched forward passes: (calls, tokens, seconds, slot runs)."""
         if self.metrics_key is None:
             return None
         text = (await client.get("/metrics", headers={"x-api-key": self.metrics_key})).text
         found = {}
         for line in text.splitlines():
-            for name in ("calls", "tokens", "seconds"):
+            for name in ("calls", "tokens", "seconds", "slot_runs"):
                 if line.startswith(f"candor_engine_decode_{name}_total{{"):
                     found[name] = float(line.split()[-1])
-        return found["calls"], found["tokens"], found["seconds"]
+        return found["calls"], found["tokens"], found["seconds"], found["slot_runs"]
 
     def client(self) -> httpx.AsyncClient:
         # A new connection per request for both servers: llama-server's HTTP library closes a
@@ -213,8 +213,9 @@ async def measure_all(servers: list[Server], model: str, args) -> dict[str, dict
                 runs[server.name][clients].append(row)
                 inside = ""
                 if before and after and after[0] > before[0]:
-                    calls, tokens, seconds = (a - b for a, b in zip(after, before))
-                    inside = f"; inside: {tokens / calls:.1f} tokens and {1000 * seconds / calls:.1f} ms per forward pass"
+                    calls, tokens, seconds, slot_runs = (a - b for a, b in zip(after, before))
+                    inside = (f"; inside: {tokens / calls:.1f} tokens, {slot_runs / calls:.2f} slot runs and "
+                              f"{1000 * seconds / calls:.1f} ms per forward pass")
                 print(f"  round {r + 1} {server.name:<12} {clients:>2} clients: {row['tok_s']:6.1f} tok/s, "
                       f"{row['req_s']:.2f} req/s, TTFT median {row['ttft_median']:.2f} s p95 {row['ttft_p95']:.2f} s, "
                       f"{row['tokens']:.0f} tokens/answer{inside}", flush=True)

@@ -211,3 +211,69 @@ async def test_full_queue_answers_overloaded(small_engine):
         await stream.aclose()
     _, finish = await waiting
     assert isinstance(finish, Finish) and finish.usage.output_tokens == 4
+
+
+LONG_X = ("Here are my notes on the history of the lighthouse at the end of our bay. It was built in 1871 "
+          "from granite cut in the hills above the village, lit first with whale oil and later with "
+          "kerosene, and automated in 1962 when the last keeper, a man named Thomas Reed, retired to "
+          "the cottage beside it. Storms damaged the lantern room twice, in 1899 and in 1953. ")
+LONG_Y = ("My grandmother's recipe for apple cake needs four tart apples, two eggs, a cup of sugar, half "
+          "a cup of melted butter, a cup and a half of flour, a spoonful of cinnamon and a pinch of salt. "
+          "She baked it in a round tin at a moderate heat for forty minutes and served it warm with "
+          "cream on Sundays, when the whole family came to lunch after church. ")
+
+
+@pytest.fixture(scope="module")
+def four_slots(model_path):
+    from candor.engine.llama import LlamaConfig, LlamaEngine
+
+    eng = LlamaEngine("four", LlamaConfig(model_path=model_path, context_window=512, slots=4))
+    yield eng
+    asyncio.run(eng.close())
+
+
+async def test_a_follow_up_cached_apart_from_the_running_slots_is_copied_beside_them(four_slots):
+    """llama.cpp computes each run of consecutive slots as its own pass over the weights, so the
+    engine keeps running sequences in adjacent slots: a follow-up whose conversation is cached in
+    a slot apart from them has that cache copied beside them, keeps its prefix, and still gets
+    the answer it gets from scratch alone."""
+    eng = four_slots
+    x_first = [Message("user", LONG_X + "Summarise them in one sentence.")]
+    x_answer, _ = await collect(eng.generate(GenerateRequest(prompt=render(x_first).text, max_tokens=12,
+                                                             sampling=GREEDY)))
+    x_slot = eng.last_slot
+    follow = render(x_first + [Message("assistant", x_answer), Message("user", "When was it automated?")])
+    await collect(eng.generate(chat(LONG_Y + "How long does it bake?", max_tokens=12)))
+    y_slot = eng.last_slot
+    assert (x_slot, y_slot) == (0, 1)  # an empty slot before evicting a cached conversation
+    busy = [asyncio.create_task(collect(eng.generate(chat(q, max_tokens=120)))) for q in QUESTIONS[:2]]
+    await asyncio.sleep(0.3)
+    copies = eng.slot_copies
+    request = GenerateRequest(prompt=follow.text, max_tokens=16, sampling=GREEDY, end_sequences=follow.end_sequences)
+    beside = await traced(eng, request)
+    reused, slot = eng.last_reused_tokens, eng.last_slot
+    await asyncio.gather(*busy)
+    assert (slot, eng.slot_copies - copies) == (1, 1)  # beside the busy slots 2 and 3, copied from slot 0
+    assert reused >= await eng.count_tokens(render(x_first).text) - 1
+    await eng.clear_cache()  # the same request from scratch, alone
+    alone = await traced(eng, request)
+    if assert_same_or_near_tie(alone[2], beside[2]):
+        assert alone[0] == beside[0]
+
+
+async def test_concurrent_requests_run_in_one_slot_run(four_slots):
+    """Whatever the slots held before, requests started together sit in adjacent slots."""
+    eng = four_slots
+    for i in (0, 1, 2, 3, 0, 2):  # every slot holds a conversation; least recently used: 1, 3, 0, 2
+        await collect(eng.generate(chat(QUESTIONS[i], max_tokens=2)))
+    before = (eng.decode_stats.calls, eng.decode_stats.slot_runs)
+    done = await asyncio.gather(*(collect(eng.generate(chat(q, max_tokens=8))) for q in QUESTIONS[4:7]))
+    assert all(finish.stop_reason == "max_tokens" for _, finish in done)  # none left a hole early
+    calls, runs = (eng.decode_stats.calls - before[0], eng.decode_stats.slot_runs - before[1])
+    assert calls >= 8 and runs == calls
+
+
+def test_slot_runs_counts_runs_of_consecutive_slots():
+    from candor.engine.batching import slot_runs
+
+    assert [slot_runs(s) for s in ([], [3], [0, 1, 2], [2, 0, 1], [0, 2, 4], [0, 1, 3, 4, 7])] == [0, 1, 1, 1, 3, 3]

@@ -13,6 +13,9 @@ Python's work per step is O(active sequences); no logits are copied unless a job
 - A slot keeps its KV cache when its job ends; a new job goes to the free slot holding the longest
   common prefix of its prompt (least recently used among equals), so a follow-up turn only
   prefills its new tokens, even under load.
+- Running sequences are kept in adjacent slots and each batch is ordered by slot: llama.cpp
+  computes each run of consecutive sequence ids as a separate pass over the weights, so eight
+  sequences in scattered slots cost up to eight passes a step (see `Batcher._place`).
 - A seeded sampled job runs "solo": its prompt is evaluated whole, in its own `llama_decode`
   calls, never batched with others. llama.cpp's logits move in the last bits with batch
   composition, enough to change a sampled token; solo jobs see the same computation whatever else
@@ -37,20 +40,30 @@ from candor.engine.stops import StopMatcher
 from candor.errors import EngineError
 
 PREFILL_CHUNK = 128  # prompt tokens per step while other sequences decode (see README, "Measured")
+# A cached prefix at least this long is copied to a slot beside the running ones rather than
+# decoded where it lies, apart from them (see `Batcher._place`). Copying one 8,192-token slot of
+# SmolLM2 took about 20 ms on the 2-core machine, about what prefilling a few dozen tokens takes.
+MOVE_MIN_TOKENS = 64
 
 
 @dataclass
 class DecodeStats:
-    """Running totals of `llama_decode` calls: tokens per call and seconds per call follow."""
+    """Running totals of `llama_decode` calls: tokens per call and seconds per call follow.
+
+    `slot_runs` counts, per call, the runs of consecutive slot numbers in it: with one KV stream
+    per slot llama.cpp splits a batch into runs of consecutive sequence ids and computes each run
+    as its own pass over the weights, so runs per call above 1 is time lost."""
 
     calls: int = 0
     tokens: int = 0
     seconds: float = 0.0
+    slot_runs: int = 0
 
-    def add(self, tokens: int, seconds: float) -> None:
+    def add(self, tokens: int, seconds: float, slot_runs: int = 1) -> None:
         self.calls += 1
         self.tokens += tokens
         self.seconds += seconds
+        self.slot_runs += slot_runs
 
 
 @dataclass(eq=False)
@@ -142,8 +155,10 @@ class Batcher:
         self._steps = 0
         self._outbox: list[tuple[Job, Any]] = []
         self.last_reused_tokens = 0  # prompt tokens the last started job found in its slot's cache
+        self.last_slot = -1  # the slot the last started job went to
         self.last_full_grammar_passes = 0  # tokens of the last constrained job the grammar refused
         self.solo_steps = 0  # llama_decode calls made for solo jobs (for tests and benchmarks)
+        self.slot_copies = 0  # cached prefixes copied beside the running slots (see `_place`)
         self.stats = DecodeStats()  # read by /metrics: how full the batches are and how long they take
         self._thread = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
         self._thread.start()
@@ -234,18 +249,7 @@ class Batcher:
         # at least the last prompt token is evaluated, so its logits are fresh
         limit = 0 if job.solo else len(job.tokens) - 1
 
-        def choice(slot: int) -> tuple[int, int, bool, int]:
-            """First a slot whose cache this prompt continues (a follow-up turn: it saves more
-            prompt tokens than it throws cached ones away); then one already holding most of the
-            prompt (the same system prompt and instructions, another request like it); then an
-            empty slot; then the least recently used, so a new conversation does not evict a
-            recent one for the sake of a few shared tokens."""
-            cached = self._slot_kv[slot]
-            reuse = min(common_prefix(cached, job.tokens), limit)
-            continues = max(reuse - (len(cached) - reuse), 0)
-            return continues, reuse if 2 * reuse >= len(job.tokens) else 0, not cached, -self._slot_used[slot]
-
-        slot = max((s for s in range(self.slots) if self._slot_free[s]), key=choice)
+        slot = self._place(job, limit)
         reuse = min(common_prefix(self._slot_kv[slot], job.tokens), limit)
         if not self._lib.llama_memory_seq_rm(self._memory, slot, reuse, -1):
             reuse = 0  # this cache cannot drop a suffix: start the slot afresh
@@ -254,7 +258,56 @@ class Batcher:
         seq.slot, seq.kv = slot, self._slot_kv[slot]
         self._slot_free[slot] = False
         self.last_reused_tokens = reuse
+        self.last_slot = slot
         self._active.append(seq)
+
+    def _place(self, job: Job, limit: int) -> int:
+        """Choose the free slot for `job`, copying a cached prefix into it when that pays.
+
+        Cache first: a slot whose cache this prompt continues (a follow-up turn: it saves more
+        prompt tokens than it throws cached ones away); then one already holding most of the
+        prompt (the same system prompt and instructions, another request like it); then an empty
+        slot; then the least recently used, so a new conversation does not evict a recent one for
+        the sake of a few shared tokens.
+
+        But contiguity before cache: llama.cpp computes each run of consecutive slot numbers in
+        a batch as its own pass over the weights, so eight sequences spread over slots 0, 2, 4,
+        ... cost eight passes a step where slots 0-7 cost one. A batched job therefore goes to a
+        free slot that adds no run (beside the running ones, best in a gap between two runs); if
+        the best cache lies elsewhere and holds at least MOVE_MIN_TOKENS more of the prompt, its
+        KV stream is copied into that slot first (a memory copy, far cheaper than prefilling)."""
+        def cache_rank(slot: int) -> tuple[int, int, bool, int]:
+            cached = self._slot_kv[slot]
+            reuse = min(common_prefix(cached, job.tokens), limit)
+            continues = max(reuse - (len(cached) - reuse), 0)
+            return continues, reuse if 2 * reuse >= len(job.tokens) else 0, not cached, -self._slot_used[slot]
+
+        free = [s for s in range(self.slots) if self._slot_free[s]]
+        best = max(free, key=cache_rank)
+        batched = {seq.slot for seq in self._active if not seq.job.solo}
+        if job.solo or not batched:
+            return best
+
+        def new_runs(slot: int) -> int:  # -1 joins two runs, 0 extends one, 1 starts one
+            return 1 - ((slot - 1) in batched) - ((slot + 1) in batched)
+
+        fewest = min(new_runs(s) for s in free)
+        if new_runs(best) == fewest:
+            return best
+        target = max((s for s in free if new_runs(s) == fewest), key=cache_rank)
+        gain = (min(common_prefix(self._slot_kv[best], job.tokens), limit)
+                - min(common_prefix(self._slot_kv[target], job.tokens), limit))
+        if gain >= MOVE_MIN_TOKENS:
+            self._copy_slot(best, target)
+        return target
+
+    def _copy_slot(self, source: int, target: int) -> None:
+        """Make `target`'s KV cache a copy of `source`'s (llama.cpp copies the whole stream
+        buffer at the next decode)."""
+        self._lib.llama_memory_seq_rm(self._memory, target, 0, -1)
+        self._lib.llama_memory_seq_cp(self._memory, source, target, -1, -1)
+        self._slot_kv[target] = list(self._slot_kv[source])
+        self.slot_copies += 1
 
     def _sampler_chain(self, sampling: SamplingParams):
         lib = self._lib
@@ -291,6 +344,7 @@ class Batcher:
         """One llama_decode over `group`: each decoding sequence's pending token, then prompt
         chunks in arrival order within `prefill_limit` tokens; then sample where logits came."""
         lib, batch = self._lib, self._batch
+        group = sorted(group, key=lambda seq: seq.slot)  # llama.cpp groups consecutive ids in order
         n = 0
         added: list[tuple[_Sequence, int]] = []  # (sequence, tokens it added to its KV)
 
@@ -327,7 +381,7 @@ class Batcher:
         batch.n_tokens = n
         started = time.perf_counter()
         status = lib.llama_decode(self._ctx, batch)
-        self.stats.add(n, time.perf_counter() - started)
+        self.stats.add(n, time.perf_counter() - started, slot_runs(seq.slot for seq, _ in added))
         if status != 0:
             raise EngineError(f"{self.name}: llama_decode failed with status {status} ({n} tokens, "
                               f"{len(group)} sequences)")
@@ -454,6 +508,12 @@ def _dispatch(items: list[tuple[Job, Any]]) -> None:
             job.ended()
         else:
             job.deliver(item)
+
+
+def slot_runs(slots) -> int:
+    """How many runs of consecutive numbers the slots form (each is one pass in llama.cpp)."""
+    ordered = sorted(set(slots))
+    return sum(1 for i, slot in enumerate(ordered) if i == 0 or ordered[i - 1] != slot - 1)
 
 
 def common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:

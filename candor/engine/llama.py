@@ -180,6 +180,16 @@ class LlamaEngine(Engine):
         return self._batcher.last_full_grammar_passes
 
     @property
+    def last_slot(self) -> int:
+        """The slot the last started request went to (for tests and diagnostics)."""
+        return self._batcher.last_slot
+
+    @property
+    def slot_copies(self) -> int:
+        """Cached prefixes copied to a slot beside the running ones (see batching.Batcher._place)."""
+        return self._batcher.slot_copies
+
+    @property
     def solo_steps(self) -> int:
         return self._batcher.solo_steps
 
