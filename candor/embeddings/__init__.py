@@ -71,6 +71,8 @@ class Encoder:
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self.model = AutoModel.from_pretrained(str(self.folder))
         self.model.eval()
+        self.batch_size = 64  # texts per forward pass (an int8 encoder reads one at a time; see adapted)
+        self.fingerprint = "stock"  # an adapted encoder (candor.embeddings.adapted) names its changes
         self._lock = threading.Lock()  # one forward pass at a time: torch's threads are shared
 
     def count_tokens(self, text: str) -> int:
@@ -81,7 +83,7 @@ class Encoder:
         finally:
             self.tokenizer.enable_truncation(max_length=self.max_tokens)
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         """float32 array of shape (len(texts), 384) with unit-length rows; texts over 256 word
         pieces are embedded from their first 256 (the model's limit)."""
         if isinstance(texts, str):
@@ -89,6 +91,7 @@ class Encoder:
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         torch = self._torch
+        batch_size = batch_size or self.batch_size
         # Sorting by length keeps padding small inside each batch.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with self._lock, torch.inference_mode():
@@ -108,10 +111,17 @@ class Encoder:
         batch = self.tokenizer.encode_batch(chunk)
         ids = torch.tensor([b.ids for b in batch], dtype=torch.long)
         mask = torch.tensor([b.attention_mask for b in batch], dtype=torch.long)
-        hidden = self.model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, p=2, dim=1).float().numpy()
+        return embed_batch(self.model, ids, mask).float().numpy()
+
+
+def embed_batch(model, ids, mask):
+    """Unit-length mean-pooled vectors of a padded batch (a torch tensor; training calls it too)."""
+    import torch
+
+    hidden = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
 
 _lock = threading.Lock()
