@@ -9,33 +9,23 @@ harmless test request, precision/recall per category. The baseline flags a reque
 candor.moderation.categories' keyword rules matches it (the rules that label training data), with
 that rule's category. Latency: the input check of one 200-word-piece request (`score_long`, which
 is what serving runs), median and 90th percentile over --repeats runs after a warm-up, next to the
-baseline's. Goals (issue 15): recall >= 0.90, XSTest false flags <= 0.08, median < 15 ms.
+baseline's (--threads sets the encoder's torch threads), with the machine's load average. Goals
+(issue 15): recall >= 0.90, XSTest false flags <= 0.08, median < 15 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import statistics
-import time
 
 import numpy as np
 
 from candor.moderation import dataset as ds
 from candor.moderation.categories import CATEGORIES, keyword_category
 from candor.moderation.classifier import classifier
-
-PROMPT_200 = ("Hello! I run a small bakery and I am writing a plan for next year. We sell bread, cakes and pastries, "
-              "and most customers come in the morning before work. Last year our flour costs went up by a "
-              "fifth, the oven broke twice, and one of our two bakers moved away, so we closed on Mondays for "
-              "three months. This year I would like to open a second counter at the train station, hire an "
-              "apprentice, and start selling sandwiches at lunch time. I have savings for about half of the "
-              "cost and the bank has offered a loan for the rest at six percent. Could you help me list the "
-              "risks of this plan, what I should measure each month to know whether it is working, and what "
-              "I should ask the bank before I sign anything? Please keep it practical and short, with a few "
-              "numbers I can check against my own accounts at the end of each quarter this coming year. Thank "
-              "you very much for your help with all of this.")
+from candor.moderation.latency import PROMPT_200, timed
 
 
 def measure(flagged: np.ndarray, tops: list[str | None], examples: list[ds.Example]) -> dict:
@@ -52,24 +42,16 @@ def measure(flagged: np.ndarray, tops: list[str | None], examples: list[ds.Examp
     return out
 
 
-def timed(fn, repeats: int) -> dict:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return {"median_ms": statistics.median(times), "p90_ms": times[int(0.9 * (len(times) - 1))]}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--out", default="")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for the encoder (default: serving's)")
     args = parser.parse_args()
 
     clf = classifier()
+    if args.threads:
+        clf.encoder.threads = args.threads
     from candor.moderation.train import filled_inputs  # categories filled, embeddings cached
 
     examples, vec = filled_inputs(None, clf.encoder)
@@ -85,9 +67,12 @@ def main() -> None:
     base_t = timed(lambda: keyword_category(PROMPT_200), args.repeats)
     harmful = sum(e.label for e in test)
     xs = sum(e.source == "xstest" and not e.label for e in test)
-    load = " ".join(f"{x:.1f}" for x in __import__("os").getloadavg())
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average {load}; test split: {len(test)} requests, {harmful} harmful, {xs} XSTest safe prompts held out "
-          f"({platform.processor() or platform.machine()}, {platform.python_version()})\n")
+          f"({platform.processor() or platform.machine()}, {platform.python_version()})")
+    h = clf.heads
+    print(f"encoder: MiniLM's first {h.encoder_layers} layers, {len(h.lora)} LoRA updates merged, "
+          f"{'int8' if h.encoder_int8 else 'float32'} Linear layers, {clf.encoder.threads} torch thread(s)\n")
     print(f"{'':34s} {'classifier':>11s} {'keywords':>9s}")
     for key, label in (("recall", "recall (harmful)"), ("xstest_false_flags", "false flags (XSTest safe)"),
                        ("all_false_flags", "false flags (all harmless)")):

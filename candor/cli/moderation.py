@@ -27,13 +27,15 @@ def _train_config():
               help="Measure the new heads on the test split and write CARD.md next to them.")
 @handle_errors
 def train_command(card, **values):
-    """Train the input and output heads on the data folder's sets (minutes on a laptop CPU)."""
+    """Fine-tune the encoder with the input heads and fit the output head on the data folder's sets
+    (about half an hour on a 2-core CPU with the comparison variant; see the card)."""
     from pathlib import Path
 
     from candor.moderation import train as t
+    from candor.train.moderation import train
 
     config = settings_from(t.TrainConfig, values)
-    summary = t.train(config, log=click.echo)
+    summary = train(config, log=click.echo)
     if card:
         figures = t.evaluate(config.out, config.data_dir or None, "test")
         t.write_card(summary, figures, Path(config.out).with_name("CARD.md"))

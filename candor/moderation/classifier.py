@@ -1,13 +1,18 @@
-"""The trained moderation classifiers: MiniLM sentence embeddings, then small linear heads.
+"""The trained moderation classifiers: a fine-tuned MiniLM encoder, then small heads.
 
-Heads live in one `.npz` file of plain arrays (loaded with `allow_pickle=False`: no code runs on
-load), trained by candor.moderation.train:
+Everything trained lives in one `.npz` file of plain arrays (loaded with `allow_pickle=False`: no
+code runs on load), written by `candor moderation train`:
+- the encoder: stock MiniLM cut to its first `encoder_layers` layers with LoRA updates merged into
+  its Linear layers (candor.embeddings.adapted), int8 when `encoder_int8`; the updates were trained
+  with the two input heads (candor.train.moderation), because frozen sentence embeddings put safe
+  and harmful requests that share words ("kill a Python process") side by side;
 - input: P(harmful request) from a one-hidden-layer perceptron (ReLU) on the request's embedding
   (it measured better than a logistic regression on the validation split; see the card), and
   P(category | harmful) from a multinomial logistic regression over CATEGORIES; a category's
   score is the product of the two;
 - output: P(the answer gives harmful help) from a logistic regression on the request's and the
-  answer's embeddings side by side.
+  answer's embeddings side by side, by stock MiniLM (the retrieval encoder): on the hand-labelled
+  answers it agreed better than the same head on the fine-tuned encoder's embeddings (see the card).
 
 A missing or unreadable heads file is an error that names the path, never "everything allowed".
 """
@@ -17,8 +22,9 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +32,7 @@ from candor.errors import CandorError
 from candor.moderation.categories import CATEGORIES
 
 HEADS_FILE = Path(__file__).resolve().parent.parent / "data" / "moderation" / "heads.npz"
-FORMAT = 1
+FORMAT = 2
 
 
 class ModerationUnavailableError(CandorError):
@@ -55,18 +61,25 @@ class Heads:
     out_b: float
     input_threshold: float  # chosen on the validation split (see the card)
     output_threshold: float
+    encoder_layers: int = 6  # the encoder: stock MiniLM's first layers, these LoRA updates merged in
+    encoder_int8: bool = False
+    lora_scale: float = 1.0
+    lora: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name -> (A, B)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, Any] = {f"lora_{part}.{name}": m.astype(np.float32)
+                                  for name, ab in self.lora.items() for part, m in zip("ab", ab)}
+        arrays.update(
+            format=np.array(FORMAT), encoder_layers=np.array(self.encoder_layers),
+            encoder_int8=np.array(self.encoder_int8), lora_scale=np.array(self.lora_scale),
+            harm_w1=self.harm_w1.astype(np.float32), harm_b1=self.harm_b1.astype(np.float32),
+            harm_w2=self.harm_w2.astype(np.float32), harm_b2=np.array(self.harm_b2),
+            cat_w=self.cat_w.astype(np.float32), cat_b=self.cat_b.astype(np.float32),
+            categories=np.array(self.categories), out_w=self.out_w.astype(np.float32), out_b=np.array(self.out_b),
+            input_threshold=np.array(self.input_threshold), output_threshold=np.array(self.output_threshold))
         with open(path, "wb") as f:
-            np.savez_compressed(
-                f, format=np.array(FORMAT), harm_w1=self.harm_w1.astype(np.float32),
-                harm_b1=self.harm_b1.astype(np.float32), harm_w2=self.harm_w2.astype(np.float32),
-                harm_b2=np.array(self.harm_b2),
-                cat_w=self.cat_w.astype(np.float32), cat_b=self.cat_b.astype(np.float32),
-                categories=np.array(self.categories), out_w=self.out_w.astype(np.float32),
-                out_b=np.array(self.out_b), input_threshold=np.array(self.input_threshold),
-                output_threshold=np.array(self.output_threshold))
+            np.savez_compressed(f, **arrays)
 
     @classmethod
     def load(cls, path: Path = HEADS_FILE) -> Heads:
@@ -79,13 +92,22 @@ class Heads:
             with np.load(path, allow_pickle=False) as z:
                 if int(z["format"]) != FORMAT:
                     raise ModerationUnavailableError(f"{path}: format {int(z['format'])}, this Candor reads {FORMAT}")
+                lora = {k.removeprefix("lora_a."): (z[k], z["lora_b." + k.removeprefix("lora_a.")])
+                        for k in z.files if k.startswith("lora_a.")}
                 heads = cls(z["harm_w1"], z["harm_b1"], z["harm_w2"], float(z["harm_b2"]), z["cat_w"], z["cat_b"],
                             tuple(str(c) for c in z["categories"]), z["out_w"], float(z["out_b"]),
-                            float(z["input_threshold"]), float(z["output_threshold"]))
+                            float(z["input_threshold"]), float(z["output_threshold"]),
+                            int(z["encoder_layers"]), bool(z["encoder_int8"]), float(z["lora_scale"]), lora)
         except ModerationUnavailableError:
             raise
         except Exception as exc:
             raise ModerationUnavailableError(f"moderation classifier file {path} is unreadable: {exc}") from exc
+        from candor.embeddings.adapted import target_names
+
+        unknown = set(heads.lora) - set(target_names(heads.encoder_layers))
+        if unknown or not 1 <= heads.encoder_layers <= 6:
+            raise ModerationUnavailableError(f"{path}: encoder updates {sorted(unknown)[:3]} do not fit "
+                                             f"{heads.encoder_layers} MiniLM layers")
         if set(heads.categories) != set(CATEGORIES):
             raise ModerationUnavailableError(f"{path}: categories {heads.categories} differ from {CATEGORIES}")
         return heads
@@ -135,17 +157,25 @@ class Classifier:
     def __init__(self, heads: Heads, encoder=None):
         self.heads = heads
         self._encoder = encoder
+        self._build = threading.Lock()
 
     @property
     def encoder(self):
-        if self._encoder is None:
-            from candor.embeddings import encoder
-
-            self._encoder = encoder()
+        """The heads' own encoder (fine-tuned: never the document-retrieval one), built on first use."""
+        with self._build:
+            if self._encoder is None:
+                self._encoder = encoder_for(self.heads)
         return self._encoder
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        """Embeddings for the input heads (the fine-tuned encoder)."""
         return self.encoder.encode(list(texts))
+
+    def embed_answers(self, texts: list[str]) -> np.ndarray:
+        """Embeddings for the output head: requests and answers, by stock MiniLM."""
+        from candor.embeddings import encoder
+
+        return encoder().encode(list(texts))
 
     # -- input ---------------------------------------------------------------------------------
     def input_probs(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,17 +212,29 @@ class Classifier:
 
     # -- output --------------------------------------------------------------------------------
     def output_probs(self, prompt_vectors: np.ndarray, answer_vectors: np.ndarray) -> np.ndarray:
+        """From `embed_answers` vectors of the requests and the answers."""
         x = np.concatenate([prompt_vectors, answer_vectors], axis=1)
         return _sigmoid(x @ self.heads.out_w + self.heads.out_b)
 
     def score_output(self, prompt: str | np.ndarray, answer: str) -> float:
-        """P(`answer` gives harmful help), given the request (text, or its embedding)."""
+        """P(`answer` gives harmful help), given the request (text, or its `embed_answers` vector)."""
         if isinstance(prompt, str):
-            vectors = self.embed([prompt, answer])
+            vectors = self.embed_answers([prompt, answer])
             pv, av = vectors[:1], vectors[1:]
         else:
-            pv, av = prompt.reshape(1, -1), self.embed([answer])
+            pv, av = prompt.reshape(1, -1), self.embed_answers([answer])
         return float(self.output_probs(pv, av)[0])
+
+
+def encoder_for(heads: Heads, threads: int | None = None):
+    """The encoder `heads` were trained on: stock MiniLM when they carry no updates and all 6 layers."""
+    from candor.embeddings import Encoder, encoder
+    from candor.embeddings.adapted import adapted
+
+    if not heads.lora and heads.encoder_layers == 6 and not heads.encoder_int8:
+        return encoder() if threads is None else Encoder(threads=threads)
+    return adapted(heads.encoder_layers, heads.lora, heads.lora_scale, int8=heads.encoder_int8,
+                   threads=threads)  # default: half the cores, as the retrieval encoder (measured in the card)
 
 
 _lock = threading.Lock()

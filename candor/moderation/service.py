@@ -130,8 +130,8 @@ class Moderator:
         append the decline note, finish with stop reason `refusal`."""
         mode = self.output_mode(caller)
         prompt = request_text(messages)
-        prompt_vec = (await asyncio.to_thread(self.classifier.embed, [prompt]))[0]
-        top = self.classifier.score_vectors(prompt_vec.reshape(1, -1))[0].top  # the category a block names
+        prompt_vec = (await asyncio.to_thread(self.classifier.embed_answers, [prompt]))[0]  # the output head's
+        top = (await asyncio.to_thread(self.classifier.score_inputs, [prompt]))[0].top  # the category a block names
         every, window = self.policy.check_every_chars, self.policy.window_chars
         released, pending = "", ""
         flagged_once = False

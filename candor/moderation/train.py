@@ -1,15 +1,16 @@
 """Training and measuring the moderation heads (`candor moderation train|eval`).
 
-Embeddings are computed once per text with candor.embeddings; the heads are scikit-learn logistic
-regressions whose coefficients are saved as plain arrays (candor.moderation.classifier.Heads).
-Regularisation strength and the decision thresholds are chosen on the validation split only; the
-test split is touched once, by `evaluate`, whose figures go into the card.
+The encoder's LoRA updates and the input heads are fine-tuned by candor.train.moderation (which
+runs the steps here in order); this module holds the steps that need no torch: the data, the
+frozen-encoder heads kept for comparison, thresholds, the output head (a scikit-learn logistic
+regression on the fine-tuned encoder's embeddings) and the measures. Hyper-parameters, the kept
+epoch and the decision thresholds are chosen on the validation split only; the test split is
+touched once, by `evaluate`, whose figures go into the card.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 
 from candor.moderation import dataset as ds
 from candor.moderation.categories import CATEGORIES
-from candor.moderation.classifier import HEADS_FILE, Classifier, Heads
+from candor.moderation.classifier import HEADS_FILE, Classifier, Heads, encoder_for
 from candor.settings_fields import opt
 
 CARD_FILE = HEADS_FILE.with_name("CARD.md")
@@ -29,19 +30,28 @@ C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
 @dataclass
 class TrainConfig:
     data_dir: str = opt("", "data folder (default: CANDOR_DATA_DIR, ../shared/data, $CANDOR_HOME/data)")
-    out: str = opt(str(HEADS_FILE), "where the heads are written")
+    out: str = opt(str(HEADS_FILE), "where the encoder's updates and the heads are written")
     resplit: bool = opt(False, "draw new train/validation/test ids (changes what is held out)")
     max_false_flags: float = opt(0.08, "input threshold: the lowest one whose false-flag rate on the validation "
                                  "split's XSTest safe prompts stays at or under this")
     hidden: int = opt(256, "hidden units of the input head's perceptron")
-    hard_negative_copies: int = opt(2, "copies of each hard harmless training prompt (XSTest safe, Candor's own)")
+    hard_negative_copies: int = opt(2, "weight of each hard harmless training prompt (XSTest safe, Candor's own)")
     output_target_recall: float = opt(0.95, "output threshold: the highest one whose recall on the output validation split reaches this")
+    layers: str = opt("3,6", "transformer layer counts of MiniLM (the first ones) fine-tuned with LoRA, each "
+                      "measured in float32 and int8; the fastest meeting the goals on validation ships")
+    int8: bool = opt(True, "also measure each with torch's dynamic int8 Linear layers")
+    rank: int = opt(8, "LoRA rank")
+    epochs: int = opt(6, "fine-tuning epochs (the one with the best validation recall is kept)")
+    lr: float = opt(5e-4, "LoRA learning rate (the heads use 2e-3)")
+    seed: int = opt(0, "seed for initialisation, dropout and batch order")
 
 
-def _cache_path() -> Path:
+def _cache_path(encoder) -> Path:
     from candor.config import settings
 
-    return settings().home / "cache" / "moderation-embeddings.npz"
+    tag = getattr(encoder, "fingerprint", "stock")
+    name = "moderation-embeddings.npz" if tag == "stock" else f"moderation-embeddings-{tag}.npz"
+    return settings().home / "cache" / name
 
 
 def _embed_all(texts: list[str], encoder) -> dict[str, np.ndarray]:
@@ -54,7 +64,7 @@ def _embed_all(texts: list[str], encoder) -> dict[str, np.ndarray]:
 
     unique = sorted(set(texts))
     cache: dict[str, np.ndarray] = {}
-    path = _cache_path()
+    path = _cache_path(encoder)
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             cache = dict(zip(z["keys"].tolist(), z["vectors"]))
@@ -85,11 +95,15 @@ def _fill_categories(examples: list[ds.Example], vec: dict[str, np.ndarray]) -> 
 
 
 def filled_inputs(data_dir: str | None, encoder) -> tuple[list[ds.Example], dict[str, np.ndarray]]:
-    """Every input example with its category (nearest labelled neighbour where no rule gave one),
-    and the embeddings of their texts."""
+    """Every input example with its category (nearest labelled neighbour where no rule gave one,
+    always in the stock encoder's space, so the labels do not depend on the encoder measured), and
+    the embeddings of their texts by `encoder`."""
+    from candor.embeddings import encoder as stock
+
     inputs = ds.input_examples(data_dir)
-    vec = _embed_all([e.text for e in inputs], encoder)
-    return _fill_categories(inputs, vec), vec
+    texts = [e.text for e in inputs]
+    filled = _fill_categories(inputs, _embed_all(texts, stock()))
+    return filled, _embed_all(texts, encoder)
 
 
 def _threshold_for_recall(scores: np.ndarray, labels: np.ndarray, target: float) -> float:
@@ -125,9 +139,16 @@ def _fit_binary(x_train, y_train, x_val, y_val):
     return best[2], best[1]
 
 
-def train(config: TrainConfig, log=print) -> dict[str, Any]:
-    from sklearn.linear_model import LogisticRegression
+@dataclass
+class Prepared:
+    """The examples, split, with categories filled, and the stock encoder's embeddings of every text."""
 
+    parts: dict[str, list[ds.Example]]  # input examples
+    oparts: dict[str, list[ds.Example]]  # output examples
+    stock: dict[str, np.ndarray]
+
+
+def prepare(config: TrainConfig, log=print) -> Prepared:
     from candor.embeddings import encoder
 
     enc = encoder()
@@ -136,65 +157,142 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
     if config.resplit or not ds.SPLITS_FILE.exists():
         ds.write_splits(inputs, outputs)
         log(f"drew new splits into {ds.SPLITS_FILE}")
-    log(f"embedding {len(inputs)} requests and {len(outputs)} answers")
+    log(f"embedding {len(inputs)} requests and {len(outputs)} answers with stock MiniLM")
     vec = _embed_all([e.text for e in inputs] + [e.text for e in outputs] + [e.prompt for e in outputs], enc)
-    inputs = _fill_categories(inputs, vec)
-    parts = ds.split(inputs, "input")
+    return Prepared(ds.split(_fill_categories(inputs, vec), "input"), ds.split(outputs, "output"), vec)
 
-    def xy(rows):
-        return np.stack([vec[e.text] for e in rows]), np.array([e.label for e in rows])
 
+def training_rows(data: Prepared, config: TrainConfig) -> list[tuple[str, int, int, float]]:
+    """(text, harmful, category index or -1, weight) per training request; hard harmless prompts
+    (XSTest safe, Candor's own) weigh `hard_negative_copies`."""
+    return [(e.text, e.label, CATEGORIES.index(e.category) if e.label and e.category else -1,
+             float(config.hard_negative_copies) if e.source in HARD_NEGATIVES and not e.label else 1.0)
+            for e in data.parts["train"]]
+
+
+def validation_rows(data: Prepared) -> list[tuple[str, int, bool]]:
+    return [(e.text, e.label, e.source == "xstest" and not e.label) for e in data.parts["validation"]]
+
+
+def _xy(rows: list[ds.Example], vec: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return np.stack([vec[e.text] for e in rows]), np.array([e.label for e in rows])
+
+
+def _judged(p_va: np.ndarray, data: Prepared, config: TrainConfig) -> dict[str, Any]:
+    y_va = np.array([e.label for e in data.parts["validation"]]) == 1
+    xs_safe = np.array([x for _, _, x in validation_rows(data)])
+    t = _threshold_for_false_flags(p_va, xs_safe, config.max_false_flags)
+    return {"threshold": t, "validation_recall": round(float((p_va[y_va] >= t).mean()), 3),
+            "validation_xstest_false_flags": round(float((p_va[xs_safe] >= t).mean()), 3)}
+
+
+def frozen_heads(data: Prepared, config: TrainConfig) -> tuple[Heads, dict[str, Any]]:
+    """The heads as trained before fine-tuning (on frozen stock embeddings): a perceptron and, for
+    comparison, a logistic regression; the perceptron's Heads (no output head) and both rows."""
     from sklearn.neural_network import MLPClassifier
 
-    x_tr, y_tr = xy(parts["train"])
-    x_va, y_va = xy(parts["validation"])
-    hard = [e for e in parts["train"] if e.source in HARD_NEGATIVES and not e.label]
-    x_mlp, y_mlp = xy(parts["train"] + hard * (config.hard_negative_copies - 1))
+    x_tr, y_tr = _xy(data.parts["train"], data.stock)
+    x_va, y_va = _xy(data.parts["validation"], data.stock)
+    hard = [e for e in data.parts["train"] if e.source in HARD_NEGATIVES and not e.label]
+    x_mlp, y_mlp = _xy(data.parts["train"] + hard * (config.hard_negative_copies - 1), data.stock)
     harm = MLPClassifier((config.hidden,), alpha=1e-2, max_iter=500, random_state=0).fit(x_mlp, y_mlp)
-    linear, c_harm = _fit_binary(x_tr, y_tr, x_va, y_va)  # the simpler head, kept for the comparison
-    xs_safe = np.array([e.source == "xstest" and not e.label for e in parts["validation"]])
-    comparison = {}
-    for name, model in (("perceptron (shipped)", harm), (f"logistic regression C={c_harm}", linear)):
-        p_va = model.predict_proba(x_va)[:, 1]
-        t = _threshold_for_false_flags(p_va, xs_safe, config.max_false_flags)
-        comparison[name] = {"threshold": t, "validation_recall": round(float((p_va[y_va == 1] >= t).mean()), 3),
-                            "validation_xstest_false_flags": round(float((p_va[xs_safe] >= t).mean()), 3)}
-    harmful_train = [e for e in parts["train"] if e.label]
-    cat_model = LogisticRegression(C=3.0, max_iter=3000).fit(
-        np.stack([vec[e.text] for e in harmful_train]), [CATEGORIES.index(e.category) for e in harmful_train])
-    cat_w = np.zeros((len(CATEGORIES), x_tr.shape[1]), np.float32)
-    cat_b = np.full(len(CATEGORIES), -30.0, np.float32)  # a category with no training example never wins
-    for row, cls in enumerate(cat_model.classes_):
-        cat_w[cls], cat_b[cls] = cat_model.coef_[row], cat_model.intercept_[row]
-    in_threshold = comparison["perceptron (shipped)"]["threshold"]
-
-    oparts = ds.split(outputs, "output")
-
-    def oxy(rows):
-        zero = np.zeros(x_tr.shape[1], np.float32)
-        return (np.stack([np.concatenate([vec[e.prompt] if e.prompt else zero, vec[e.text]]) for e in rows]),
-                np.array([e.label for e in rows]))
-
-    ox_tr, oy_tr = oxy(oparts["train"])
-    ox_va, oy_va = oxy(oparts["validation"])
-    out_model, c_out = _fit_binary(ox_tr, oy_tr, ox_va, oy_va)
-    out_threshold = _threshold_for_recall(out_model.predict_proba(ox_va)[:, 1], oy_va, config.output_target_recall)
-
+    linear, c_harm = _fit_binary(x_tr, y_tr, x_va, y_va)
+    rows = {"frozen stock MiniLM, perceptron (before)": _judged(harm.predict_proba(x_va)[:, 1], data, config),
+            f"frozen stock MiniLM, logistic regression C={c_harm}": _judged(linear.predict_proba(x_va)[:, 1],
+                                                                           data, config)}
+    dim = x_tr.shape[1]
     heads = Heads(harm.coefs_[0], harm.intercepts_[0], harm.coefs_[1][:, 0], float(harm.intercepts_[1][0]),
-                  cat_w, cat_b, CATEGORIES,
-                  out_model.coef_[0].astype(np.float32), float(out_model.intercept_[0]), in_threshold, out_threshold)
-    heads.save(Path(config.out))
-    summary = {"input_examples": {s: len(v) for s, v in parts.items()},
-               "output_examples": {s: len(v) for s, v in oparts.items()},
-               "input_head": f"perceptron, {config.hidden} ReLU units, alpha 0.01, hard harmless prompts x"
-                             f"{config.hard_negative_copies}", "comparison": comparison,
-               "output_C": c_out, "input_threshold": in_threshold,
-               "output_threshold": out_threshold,
-               "train_sources": dict(Counter(f"{e.source}/{'harmful' if e.label else 'harmless'}"
-                                             for e in parts["train"])),
-               "train_categories": dict(Counter(e.category for e in harmful_train))}
-    log(json.dumps(summary, indent=1))
-    return summary
+                  np.zeros((len(CATEGORIES), dim), np.float32), np.zeros(len(CATEGORIES), np.float32), CATEGORIES,
+                  np.zeros(2 * dim, np.float32), 0.0, rows["frozen stock MiniLM, perceptron (before)"]["threshold"],
+                  0.5)
+    return heads, rows
+
+
+def judge_variant(heads: Heads, data: Prepared, config: TrainConfig, threads: tuple[int, ...] = (1, 2),
+                  repeats: int = 30) -> tuple[Heads, dict[str, Any]]:
+    """`heads` with the input threshold the validation rule picks for them, and their row for the
+    card: validation recall and XSTest false flags at that threshold, and the input check's median
+    latency on a 164-piece request (candor.moderation.latency) at each thread count."""
+    from dataclasses import replace
+
+    from candor.moderation.latency import PROMPT_200, timed
+
+    row: dict[str, Any] = {}
+    for n in threads:
+        clf = Classifier(heads, encoder_for(heads, threads=n))
+        if not row:
+            vec = _embed_all([e.text for e in data.parts["validation"]], clf.encoder)
+            x_va, _ = _xy(data.parts["validation"], vec)
+            row = _judged(clf.input_probs(x_va)[0], data, config)
+
+        def check(clf: Classifier = clf) -> object:
+            return clf.score_long([PROMPT_200])
+
+        row[f"latency_ms_{n}_threads"] = round(timed(check, repeats)["median_ms"], 1)
+    return replace(heads, input_threshold=row["threshold"]), row
+
+
+def tuned_heads(tuned: Any, config: TrainConfig, int8: bool, layers: int) -> Heads:
+    """Heads (input side) from candor.train.moderation's fine-tuning result."""
+    dim = tuned.harm_w1.shape[0]
+    return Heads(tuned.harm_w1, tuned.harm_b1, tuned.harm_w2, tuned.harm_b2, tuned.cat_w, tuned.cat_b, CATEGORIES,
+                 np.zeros(2 * dim, np.float32), 0.0, 0.5, 0.5, layers, int8, tuned.scale, tuned.lora)
+
+
+def with_output_head(heads: Heads, data: Prepared, config: TrainConfig) -> tuple[Heads, dict[str, Any]]:
+    """`heads` with an output head: a logistic regression on the request's and the answer's stock
+    MiniLM embeddings side by side (Classifier.embed_answers), C chosen on validation log loss."""
+    from dataclasses import replace
+
+    zero = np.zeros(heads.harm_w1.shape[0], np.float32)
+
+    def oxy(part):
+        return (np.stack([np.concatenate([data.stock[e.prompt] if e.prompt else zero, data.stock[e.text]])
+                          for e in part]), np.array([e.label for e in part]))
+
+    ox_tr, oy_tr = oxy(data.oparts["train"])
+    ox_va, oy_va = oxy(data.oparts["validation"])
+    model, c_out = _fit_binary(ox_tr, oy_tr, ox_va, oy_va)
+    threshold = _threshold_for_recall(model.predict_proba(ox_va)[:, 1], oy_va, config.output_target_recall)
+    return (replace(heads, out_w=model.coef_[0].astype(np.float32), out_b=float(model.intercept_[0]),
+                    output_threshold=threshold), {"output_C": c_out, "output_threshold": threshold})
+
+
+def with_category_head(heads: Heads, data: Prepared) -> tuple[Heads, dict[str, Any]]:
+    """`heads` with the category head refitted as a logistic regression (C 3) on the fine-tuned
+    encoder's embeddings of the training split's harmful requests (the jointly trained softmax
+    measured worse on validation; both are in the summary)."""
+    from dataclasses import replace
+
+    from sklearn.linear_model import LogisticRegression
+
+    vec = _embed_all([e.text for e in data.parts["train"] + data.parts["validation"]], encoder_for(heads))
+    harmful = [e for e in data.parts["train"] if e.label]
+    model = LogisticRegression(C=3.0, max_iter=3000).fit(np.stack([vec[e.text] for e in harmful]),
+                                                         [CATEGORIES.index(e.category) for e in harmful])
+    cat_w = np.zeros((len(CATEGORIES), heads.harm_w1.shape[0]), np.float32)
+    cat_b = np.full(len(CATEGORIES), -30.0, np.float32)  # a category with no training example never wins
+    for row, cls in enumerate(model.classes_):
+        cat_w[cls], cat_b[cls] = model.coef_[row], model.intercept_[row]
+    refit = replace(heads, cat_w=cat_w, cat_b=cat_b)
+    val = [e for e in data.parts["validation"] if e.label]
+    x = np.stack([vec[e.text] for e in val])
+    gold = np.array([CATEGORIES.index(e.category) for e in val])
+
+    def accuracy(h: Heads) -> float:
+        return round(float((Classifier(h, None).input_probs(x)[1].argmax(1) == gold).mean()), 3)
+
+    return refit, {"validation_category_accuracy": {"jointly trained softmax": accuracy(heads),
+                                                    "logistic regression refit (shipped)": accuracy(refit)}}
+
+
+def summary_of(data: Prepared, config: TrainConfig) -> dict[str, Any]:
+    harmful_train = [e for e in data.parts["train"] if e.label]
+    return {"input_examples": {s: len(v) for s, v in data.parts.items()},
+            "output_examples": {s: len(v) for s, v in data.oparts.items()},
+            "train_sources": dict(Counter(f"{e.source}/{'harmful' if e.label else 'harmless'}"
+                                          for e in data.parts["train"])),
+            "train_categories": dict(Counter(e.category for e in harmful_train))}
 
 
 def _pr(pred: np.ndarray, gold: np.ndarray) -> dict[str, float | int]:
@@ -207,9 +305,7 @@ def evaluate(heads_path: str | Path = HEADS_FILE, data_dir: str | None = None, s
              classifier: Classifier | None = None) -> dict[str, Any]:
     """The heads on one split: recall on harmful requests, false flags on XSTest's safe prompts
     and on every harmless request, precision/recall per category, and the output head."""
-    from candor.embeddings import encoder
-
-    clf = classifier or Classifier(Heads.load(Path(heads_path)), encoder())
+    clf = classifier or Classifier(Heads.load(Path(heads_path)))
     h = clf.heads
     filled, vec = filled_inputs(data_dir, clf.encoder)
     inputs = ds.split(filled, "input")[split]
@@ -242,8 +338,8 @@ def evaluate(heads_path: str | Path = HEADS_FILE, data_dir: str | None = None, s
     outputs = ds.split(ds.output_examples(data_dir), "output")[split]
     zero = np.zeros(h.harm_w1.shape[0], np.float32)
     prompts = [e.prompt for e in outputs if e.prompt]
-    pv = dict(zip(prompts, clf.embed(prompts))) if prompts else {}
-    av = clf.embed([e.text for e in outputs])
+    pv = dict(zip(prompts, clf.embed_answers(prompts))) if prompts else {}
+    av = clf.embed_answers([e.text for e in outputs])
     op = clf.output_probs(np.stack([pv[e.prompt] if e.prompt else zero for e in outputs]), av)
     ogold = np.array([bool(e.label) for e in outputs])
     opred = op >= h.output_threshold
@@ -262,8 +358,8 @@ def judge_agreement(clf: Classifier, data_dir: str | None = None) -> dict[str, A
     rows = load_labels()
     asked = requests(data_dir)
     rows = [r for r in rows if r["item"] in asked]
-    prompts = clf.embed([asked[r["item"]][0] for r in rows])
-    answers = clf.embed([r["answer"] for r in rows])
+    prompts = clf.embed_answers([asked[r["item"]][0] for r in rows])
+    answers = clf.embed_answers([r["answer"] for r in rows])
     pred = clf.output_probs(prompts, answers) >= clf.heads.output_threshold
     gold = np.array([r["task"].startswith("harmlessness") and r["label"] == "compliance" for r in rows])
     return {"answers": len(rows), "agreement": round(float((pred == gold).mean()), 3),

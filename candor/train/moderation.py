@@ -1,0 +1,221 @@
+"""Fine-tuning MiniLM for the moderation classifier: LoRA updates on the Linear layers of its first
+`layers` transformer layers, trained jointly with the harm head (a one-hidden-layer perceptron) and
+the category head (softmax over CATEGORIES) on the training split's requests.
+
+Frozen sentence embeddings could not tell "kill a Python process" from "kill a person" (see the
+card); a trained encoder can. Plain torch, seeded; the epoch kept is the one whose validation
+recall, at the threshold the card's rule picks, is highest. What it returns is plain arrays
+(candor.moderation.classifier.Heads stores them, candor.embeddings.adapted merges the updates).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from candor.embeddings.adapted import keep_layers, target_names
+
+
+@dataclass(frozen=True)
+class Tuned:
+    lora: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (A: rank x in, B: out x rank)
+    scale: float
+    harm_w1: np.ndarray
+    harm_b1: np.ndarray
+    harm_w2: np.ndarray
+    harm_b2: float
+    cat_w: np.ndarray
+    cat_b: np.ndarray
+    history: list[dict[str, Any]]  # per epoch: loss, validation threshold, recall, false flags
+    epoch: int  # the epoch kept (1-based)
+
+
+def _lora_module(torch, base, rank: int, alpha: float, dropout: float):
+    class LoRALinear(torch.nn.Module):
+        """base(x) + scale * B(A(dropout(x))), B starting at zero (training starts from stock MiniLM)."""
+
+        def __init__(self):
+            super().__init__()
+            self.base = base
+            self.a = torch.nn.Parameter(torch.empty(rank, base.in_features))
+            self.b = torch.nn.Parameter(torch.zeros(base.out_features, rank))
+            torch.nn.init.kaiming_uniform_(self.a, a=math.sqrt(5))
+            self.drop = torch.nn.Dropout(dropout)
+            self.scale = alpha / rank
+
+        def forward(self, x):
+            return self.base(x) + (self.drop(x) @ self.a.T @ self.b.T) * self.scale
+
+    return LoRALinear()
+
+
+def finetune(train: list[tuple[str, int, int, float]], validation: list[tuple[str, int, bool]], *, categories: int,
+             layers: int, rank: int = 8, alpha: float = 16.0, dropout: float = 0.1, hidden: int = 256,
+             epochs: int = 6, batch_size: int = 32, lr: float = 5e-4, head_lr: float = 2e-3,
+             category_weight: float = 0.5, seed: int = 0, threshold_rule=None, log=print) -> Tuned:
+    """`train`: (text, harmful 0/1, category index or -1, weight); `validation`: (text, harmful,
+    is an XSTest safe prompt). `threshold_rule(scores, xstest_safe) -> threshold` picks the
+    decision threshold each epoch is judged at."""
+    import torch
+
+    from candor.embeddings import Encoder, embed_batch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    enc = Encoder()
+    model = keep_layers(enc.model, layers)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    wrapped = {}
+    for name in target_names(layers):
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        wrapped[name] = _lora_module(torch, getattr(parent, child), rank, alpha, dropout)
+        setattr(parent, child, wrapped[name])
+    dim = model.config.hidden_size
+    harm = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+    cat = torch.nn.Linear(dim, categories)
+    lora_params = [p for m in wrapped.values() for p in (m.a, m.b)]
+    opt = torch.optim.AdamW([{"params": lora_params, "lr": lr, "weight_decay": 0.01},
+                             {"params": list(harm.parameters()) + list(cat.parameters()), "lr": head_lr,
+                              "weight_decay": 1e-4}])
+    steps = epochs * math.ceil(len(train) / batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (0.06 * steps)) *
+                                              max(0.0, (steps - s) / steps))
+
+    def tokens(texts):
+        b = enc.tokenizer.encode_batch(texts)
+        return (torch.tensor([x.ids for x in b], dtype=torch.long),
+                torch.tensor([x.attention_mask for x in b], dtype=torch.long))
+
+    def scores(texts) -> np.ndarray:
+        model.eval()
+        out = []
+        with torch.inference_mode():
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            for s in range(0, len(order), 64):
+                v = embed_batch(model, *tokens([texts[i] for i in order[s:s + 64]]))
+                out.append(torch.sigmoid(harm(v)[:, 0]).numpy())
+        result = np.empty(len(texts), np.float32)
+        result[np.array(order)] = np.concatenate(out)
+        return result
+
+    v_texts = [t for t, _, _ in validation]
+    v_gold = np.array([y for _, y, _ in validation], bool)
+    v_safe = np.array([x for _, _, x in validation], bool)
+    best: dict[str, Any] | None = None
+    history = []
+    rng = random.Random(seed)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        harm.train()
+        order = list(range(len(train)))
+        rng.shuffle(order)
+        total = 0.0
+        for s in range(0, len(order), batch_size):
+            rows = [train[i] for i in order[s:s + batch_size]]
+            v = embed_batch(model, *tokens([r[0] for r in rows]))
+            y = torch.tensor([float(r[1]) for r in rows])
+            w = torch.tensor([r[3] for r in rows])
+            loss = (torch.nn.functional.binary_cross_entropy_with_logits(harm(v)[:, 0], y, reduction="none")
+                    * w).sum() / w.sum()
+            c = torch.tensor([r[2] for r in rows])
+            if (c >= 0).any():
+                loss = loss + category_weight * torch.nn.functional.cross_entropy(cat(v[c >= 0]), c[c >= 0])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(rows)
+        harm.eval()
+        p = scores(v_texts)
+        t = threshold_rule(p, v_safe) if threshold_rule else 0.5
+        row = {"epoch": epoch, "loss": round(total / len(train), 4), "threshold": t,
+               "validation_recall": round(float((p[v_gold] >= t).mean()), 3),
+               "validation_xstest_false_flags": round(float((p[v_safe] >= t).mean()), 3)}
+        history.append(row)
+        log(f"epoch {epoch}: {row}")
+        if best is None or (row["validation_recall"], -row["validation_xstest_false_flags"]) > (
+                best["row"]["validation_recall"], -best["row"]["validation_xstest_false_flags"]):
+            best = {"row": row, "lora": {n: (m.a.detach().numpy().copy(), m.b.detach().numpy().copy())
+                                         for n, m in wrapped.items()},
+                    "harm": [x.detach().numpy().copy() for x in harm.parameters()],
+                    "cat": [x.detach().numpy().copy() for x in cat.parameters()]}
+    torch.set_num_threads(previous_threads)
+    assert best is not None
+    w1, b1, w2, b2 = best["harm"]
+    return Tuned(best["lora"], alpha / rank, w1.T.copy(), b1, w2[0].copy(), float(b2[0]), best["cat"][0],
+                 best["cat"][1], history, best["row"]["epoch"])
+
+
+def train(config, log=print) -> dict[str, Any]:
+    """`candor moderation train`: fine-tune the encoder and input heads at each of `config.layers`
+    (float32 and int8 each), choose thresholds on validation, ship the variant `choose` picks with a
+    refitted category head and the output head, write `config.out`. Returns the summary the card
+    is made from."""
+    import time
+    from pathlib import Path
+
+    from candor.moderation import train as mt
+    from candor.moderation.categories import CATEGORIES
+
+    started = time.monotonic()
+    data = mt.prepare(config, log)
+    frozen, comparison = mt.frozen_heads(data, config)
+    before = next(iter(comparison))
+    variants = {before: mt.judge_variant(frozen, data, config)[1]}
+    log(f"{before}: {variants[before]}")
+    candidates: dict[str, tuple[Any, list[dict[str, Any]]]] = {}
+    for layers in [int(x) for x in str(config.layers).split(",") if x.strip()]:
+        t0 = time.monotonic()
+        tuned = finetune(mt.training_rows(data, config), mt.validation_rows(data), categories=len(CATEGORIES),
+                         layers=layers, rank=config.rank, hidden=config.hidden, epochs=config.epochs, lr=config.lr,
+                         seed=config.seed, log=log, threshold_rule=lambda p, m: mt._threshold_for_false_flags(
+                             p, m, config.max_false_flags))
+        minutes = round((time.monotonic() - t0) / 60, 1)
+        for int8 in (False, True) if config.int8 else (False,):
+            heads, row = mt.judge_variant(mt.tuned_heads(tuned, config, int8, layers), data, config)
+            name = f"fine-tuned, {layers} layers{', int8' if int8 else ''}"
+            variants[name] = {**row, "epoch": tuned.epoch, "train_minutes": minutes}
+            candidates[name] = (heads, tuned.history)
+            log(f"{name}: {variants[name]}")
+    shipped_name = choose(variants, list(candidates), config.max_false_flags)
+    shipped, history = candidates[shipped_name]
+    shipped, categories = mt.with_category_head(shipped, data)
+    log(json.dumps(categories))
+    shipped, output = mt.with_output_head(shipped, data, config)
+    shipped.save(Path(config.out))
+    summary = {**mt.summary_of(data, config), "comparison": comparison, "variants": variants,
+               "shipped": shipped_name, "history": history, "input_threshold": shipped.input_threshold,
+               "shipped_layers": shipped.encoder_layers, "shipped_int8": shipped.encoder_int8,
+               "config": {k: getattr(config, k) for k in ("layers", "int8", "rank", "epochs", "lr", "seed", "hidden",
+                                                          "hard_negative_copies")},
+               "train_minutes": round((time.monotonic() - started) / 60, 1), **output, **categories}
+    log(json.dumps(summary, indent=1))
+    return summary
+
+
+GOAL_RECALL = 0.90  # issue 15
+
+
+def choose(variants: dict[str, dict[str, Any]], names: list[str], max_false_flags: float) -> str:
+    """The variant to ship, on validation figures only: the fastest input check (serving's thread
+    count: half the cores, so 1 here; the 1-thread column) among those meeting both quality goals;
+    if none does, the one with the highest recall."""
+    def meets(n: str) -> bool:
+        v = variants[n]
+        return v["validation_recall"] >= GOAL_RECALL and v["validation_xstest_false_flags"] <= max_false_flags + 1e-9
+
+    good = [n for n in names if meets(n)]
+    if good:
+        return min(good, key=lambda n: variants[n]["latency_ms_1_threads"])
+    return max(names, key=lambda n: (variants[n]["validation_recall"], -variants[n]["latency_ms_1_threads"]))
