@@ -37,8 +37,8 @@ class Metrics:
                           for name, text in (("calls", "Batched forward passes (llama_decode calls)"),
                                              ("tokens", "Tokens evaluated in batched forward passes"),
                                              ("seconds", "Seconds spent in batched forward passes"),
-                                             ("slot_runs", "Runs of consecutive slots in batched forward passes "
-                                                           "(llama.cpp computes each run as its own pass)"))}
+                                             ("slot_runs", ("Runs of consecutive slots in batched forward passes "
+                                                            "(llama.cpp computes each run as its own pass)")))}
                 for model in hub_ref.loaded():
                     queue = getattr(model.engine, "queue", None)
                     if queue is not None:
