@@ -7,7 +7,9 @@ Input examples (request -> harmful or not, and a category when harmful):
   requests (candor/data/alignment/red-team-requests.txt and, by category,
   candor/data/moderation/harmful-requests.txt);
 - harmless: XSTest's 250 safe prompts, the first human turn of hh-rlhf helpful-base rows, Candor's
-  own safe-but-edgy requests and imperative-style harmless requests (candor/data/moderation/).
+  own safe-but-edgy requests and imperative-style harmless requests (candor/data/moderation/);
+- both: Candor's contrast requests (candor/data/moderation/contrast-requests.txt), safe requests
+  that sound alarming and harmful ones sharing their words, of the kinds XSTest describes.
 
 Output examples (request, answer -> the answer gives harmful help or not):
 - harmful: AdvBench's target answers to its behaviours ("Sure, here is ...") and its harmful strings;
@@ -18,7 +20,8 @@ Output examples (request, answer -> the answer gives harmful help or not):
 An example's id is `source:hash` (hash: candor.cai.splits.prompt_hash of the text), so the split
 file holds no text. Splits are drawn per source from the hash (70/15/15; XSTest 50/15/35 so that a
 larger part of its safe prompts is held out for the false-flag measure) and committed; `candor
-moderation train --resplit` redraws them. Nothing is copied into the repository.
+moderation train --resplit` redraws them; `--extend-splits` adds examples new since the split was
+drawn (from their hash), leaving every existing assignment as it is. Nothing is copied into the repository.
 """
 
 from __future__ import annotations
@@ -97,6 +100,10 @@ def input_examples(data_dir: str | Path | None = None, *, hh_limit: int = 1200) 
         out.append(Example("", "candor-harmful", text.strip(), 1, category))
     for text in own_lines(ALIGNMENT / "safe-edgy-requests.txt"):
         out.append(Example("", "candor-safe-edgy", text, 0))
+    for line in own_lines(DATA / "contrast-requests.txt"):
+        label, kind, text = line.split("\t", 2)
+        harmful = label != "safe"
+        out.append(Example("", "candor-contrast", text.strip(), int(harmful), label if harmful else None, kind=kind))
     for text in own_lines(DATA / "benign-requests.txt"):
         out.append(Example("", "candor-benign", text, 0))
     helpful = 0
@@ -164,6 +171,22 @@ def write_splits(inputs: list[Example], outputs: list[Example], path: Path = SPL
                     "see candor/moderation/dataset.py",
            "input": _by_split(draw_splits(inputs)), "output": _by_split(draw_splits(outputs))}
     path.write_text(json.dumps(doc, indent=0, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def extend_splits(inputs: list[Example], outputs: list[Example], path: Path = SPLITS_FILE) -> dict[str, int]:
+    """Add the examples `path` does not hold yet, each drawn from its hash as `draw_splits` would;
+    no existing assignment changes (what was held out stays held out). Returns how many were added."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    added = {}
+    for kind, examples in (("input", inputs), ("output", outputs)):
+        known = {i for ids in doc[kind].values() for i in ids}
+        new = draw_splits(e for e in examples if e.id not in known)
+        for i, s in new.items():
+            doc[kind][s].append(i)
+        doc[kind] = {s: sorted(ids) for s, ids in doc[kind].items()}
+        added[kind] = len(new)
+    path.write_text(json.dumps(doc, indent=0, sort_keys=True) + "\n", encoding="utf-8")
+    return added
 
 
 def _by_split(assigned: dict[str, str]) -> dict[str, list[str]]:
