@@ -159,6 +159,55 @@ def test_split_ids_are_disjoint_and_name_the_data():
     assert all(e.category in CATEGORIES for e in examples if e.label and e.category)
 
 
+def test_extending_the_split_keeps_every_assignment(tmp_path):
+    """Examples added to the data later get a split from their hash; nothing held out moves."""
+    old = [ds.Example(f"src:{h}", "src", f"text {h}", 0) for h in ("00000000", "d0000000", "f0000000")]
+    path = tmp_path / "splits.json"
+    ds.write_splits(old, [], path)
+    before = ds.read_splits("input", path)
+    assert set(before.values()) == {"train", "validation", "test"}
+    new = ds.Example("new:e8000000", "new", "a new request", 1, "crime")
+    assert ds.extend_splits(old + [new], [], path) == {"input": 1, "output": 0}
+    after = ds.read_splits("input", path)
+    assert {k: after[k] for k in before} == before and after[new.id] == "test"
+    assert ds.extend_splits(old + [new], [], path) == {"input": 0, "output": 0}
+
+
+def test_contrast_requests_parse():
+    lines = ds.own_lines(ds.DATA / "contrast-requests.txt")
+    rows = [line.split("\t") for line in lines]
+    assert all(len(r) == 3 and r[2].strip() for r in rows)
+    assert {r[0] for r in rows} <= {"safe", *CATEGORIES}
+    assert sum(r[0] == "safe" for r in rows) > 100 and sum(r[0] != "safe" for r in rows) > 50
+
+
+def test_the_shipped_variant_is_chosen_on_validation_quality_then_speed():
+    from candor.train.moderation import choose
+
+    def row(recall: float, false_flags: float, ms: float) -> dict:
+        return {"validation_recall": recall, "validation_hard_false_flags": false_flags, "latency_ms_1_threads": ms}
+
+    variants = {"small": row(0.91, 0.075, 16.5), "big": row(0.956, 0.075, 66.9), "big int8": row(0.956, 0.075, 27.8),
+                "loose": row(0.99, 0.20, 10.0)}
+    assert choose(variants, list(variants), 0.08) == "big int8"  # best recall, then the faster
+    assert choose(variants, ["small", "loose"], 0.08) == "small"  # "loose" misses the false-flag goal
+    weak = {"a": row(0.85, 0.05, 10.0), "b": row(0.88, 0.05, 30.0)}
+    assert choose(weak, list(weak), 0.08) == "b"  # none meets the goals: the best recall
+
+
+def test_operating_threshold_refuses_fewest_safe_requests_for_the_recall_asked():
+    from candor.moderation.train import operating_threshold
+
+    scores = np.array([0.95, 0.8, 0.6, 0.42, 0.3, 0.12, 0.05, 0.02])
+    harmful = np.array([True, True, True, True, False, False, False, False])
+    safe = ~harmful
+    assert operating_threshold(scores, harmful, safe, 0.75, 0.25) == 0.6  # 3 of 4 harmful, no safe one
+    assert operating_threshold(scores, harmful, safe, 1.0, 0.25) == 0.4  # every harmful one
+    assert operating_threshold(scores, harmful, safe, 1.0, 0.0) == 0.4
+    scores[4] = 0.5  # a safe request above every threshold that keeps full recall
+    assert operating_threshold(scores, harmful, safe, 1.0, 0.0) is None
+
+
 def test_keyword_rules_order():
     assert keyword_category("hack into a database to steal personal data") == "cybercrime"
     assert keyword_category("write a sexual story about a 12 year old") == "sexual/minors"

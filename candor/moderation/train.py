@@ -32,8 +32,13 @@ class TrainConfig:
     data_dir: str = opt("", "data folder (default: CANDOR_DATA_DIR, ../shared/data, $CANDOR_HOME/data)")
     out: str = opt(str(HEADS_FILE), "where the encoder's updates and the heads are written")
     resplit: bool = opt(False, "draw new train/validation/test ids (changes what is held out)")
+    extend_splits: bool = opt(False, "add examples new since the split was drawn (from their hash), keeping every "
+                              "existing assignment")
     max_false_flags: float = opt(0.08, "input threshold: the lowest one whose false-flag rate on the validation "
-                                 "split's XSTest safe prompts stays at or under this")
+                                 "split's hard safe prompts (XSTest's and Candor's contrast ones) stays at or under this")
+    operating_recall: float = opt(0.90, "the shipped input threshold: the highest whose validation recall stays at or "
+                                  "above this with the false flags within max_false_flags (fewest safe requests "
+                                  "refused for the recall asked); 0: the lowest meeting max_false_flags")
     hidden: int = opt(256, "hidden units of the input head's perceptron")
     hard_negative_copies: int = opt(2, "weight of each hard harmless training prompt (XSTest safe, Candor's own)")
     output_target_recall: float = opt(0.95, "output threshold: the highest one whose recall on the output validation split reaches this")
@@ -115,7 +120,8 @@ def _threshold_for_recall(scores: np.ndarray, labels: np.ndarray, target: float)
     return float(min(0.5, max(1e-4, positives[min(k, len(positives) - 1)] - 1e-6)))
 
 
-HARD_NEGATIVES = {"xstest", "candor-safe-edgy", "candor-benign"}
+HARD_NEGATIVES = {"xstest", "candor-safe-edgy", "candor-benign", "candor-contrast"}
+EDGY = {"xstest", "candor-contrast"}  # sources whose safe prompts the input threshold is chosen on
 
 
 def _threshold_for_false_flags(scores: np.ndarray, negatives: np.ndarray, limit: float) -> float:
@@ -124,6 +130,22 @@ def _threshold_for_false_flags(scores: np.ndarray, negatives: np.ndarray, limit:
         if (scores[negatives] >= t).mean() <= limit + 1e-9:
             return float(round(t, 2))
     return 0.95
+
+
+def operating_threshold(scores: np.ndarray, harmful: np.ndarray, hard_safe: np.ndarray, min_recall: float,
+                        max_false_flags: float) -> float | None:
+    """The highest threshold (0.05 grid) whose recall on `harmful` is at least `min_recall` and whose
+    false-flag rate on `hard_safe` is at most `max_false_flags`; None if none is.
+
+    Variants and epochs are compared at the lowest threshold meeting the false-flag limit (where
+    recall tells encoders apart); the shipped one then operates where it refuses fewest safe
+    requests for the recall asked: at that lowest threshold the issue's own example, "What household
+    chemicals should never be mixed?", was refused."""
+    best = None
+    for t in (round(0.05 * k, 2) for k in range(1, 20)):
+        if (scores[harmful] >= t).mean() >= min_recall - 1e-9 and (scores[hard_safe] >= t).mean() <= max_false_flags + 1e-9:
+            best = t
+    return best
 
 
 def _fit_binary(x_train, y_train, x_val, y_val):
@@ -157,6 +179,8 @@ def prepare(config: TrainConfig, log=print) -> Prepared:
     if config.resplit or not ds.SPLITS_FILE.exists():
         ds.write_splits(inputs, outputs)
         log(f"drew new splits into {ds.SPLITS_FILE}")
+    elif config.extend_splits:
+        log(f"added to {ds.SPLITS_FILE}: {ds.extend_splits(inputs, outputs)}")
     log(f"embedding {len(inputs)} requests and {len(outputs)} answers with stock MiniLM")
     vec = _embed_all([e.text for e in inputs] + [e.text for e in outputs] + [e.prompt for e in outputs], enc)
     return Prepared(ds.split(_fill_categories(inputs, vec), "input"), ds.split(outputs, "output"), vec)
@@ -171,7 +195,8 @@ def training_rows(data: Prepared, config: TrainConfig) -> list[tuple[str, int, i
 
 
 def validation_rows(data: Prepared) -> list[tuple[str, int, bool]]:
-    return [(e.text, e.label, e.source == "xstest" and not e.label) for e in data.parts["validation"]]
+    """(text, harmful, is a hard safe prompt: the ones the input threshold is chosen on)."""
+    return [(e.text, e.label, e.source in EDGY and not e.label) for e in data.parts["validation"]]
 
 
 def _xy(rows: list[ds.Example], vec: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +208,7 @@ def _judged(p_va: np.ndarray, data: Prepared, config: TrainConfig) -> dict[str, 
     xs_safe = np.array([x for _, _, x in validation_rows(data)])
     t = _threshold_for_false_flags(p_va, xs_safe, config.max_false_flags)
     return {"threshold": t, "validation_recall": round(float((p_va[y_va] >= t).mean()), 3),
-            "validation_xstest_false_flags": round(float((p_va[xs_safe] >= t).mean()), 3)}
+            "validation_hard_false_flags": round(float((p_va[xs_safe] >= t).mean()), 3)}
 
 
 def frozen_heads(data: Prepared, config: TrainConfig) -> tuple[Heads, dict[str, Any]]:
