@@ -135,6 +135,12 @@ def test_eval_deployed_runs_through_a_moderated_server(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "candor", "eval", "over-refusal", "--deployed", "--endpoint",
                           "http://127.0.0.1:9"], capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode != 0 and "--deployed" in bad.stderr
+    from candor.evals.data import Data, DataNotFoundError
+
+    try:
+        Data().find("advbench", "harmful_behaviors.csv")
+    except DataNotFoundError as exc:
+        pytest.skip(f"data sets not available: {exc}")
     run = subprocess.run([sys.executable, "-m", "candor", "eval", "harmlessness-direct", "--deployed", "--limit", "3",
                           "--out", str(tmp_path), "--quiet", "-o", "max_tokens=8", "--no-store-prompts"],
                          capture_output=True, text=True, timeout=600, check=False, env={**os.environ})

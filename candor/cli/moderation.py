@@ -28,7 +28,7 @@ def _train_config():
 @handle_errors
 def train_command(card, **values):
     """Fine-tune the encoder with the input heads and fit the output head on the data folder's sets
-    (about half an hour on a 2-core CPU with the comparison variant; see the card)."""
+    (about 10 minutes on a 2-core CPU for the 3- and 6-layer variants; see the card)."""
     from pathlib import Path
 
     from candor.moderation import train as t

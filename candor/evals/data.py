@@ -75,6 +75,12 @@ SETS: dict[str, DataSet] = {
         "https://github.com/centerforaisafety/HarmBench", "MIT",
         {"harmbench_behaviors_text_all.csv": f"{_RAW}/centerforaisafety/HarmBench/main/data/behavior_datasets/"
                                              "harmbench_behaviors_text_all.csv"}),
+    "hh-rlhf": DataSet(  # helpful-base is stored in Git LFS upstream: GitHub's media host serves its bytes
+        "https://github.com/anthropics/hh-rlhf", "MIT",
+        {f"{part}/test.jsonl.gz": f"{host}/anthropics/hh-rlhf/354e5c3cb8960630860dd5774a6ac2a58313bf4d/{part}/test.jsonl.gz"
+         for part, host in (("harmless-base", _RAW), ("helpful-base", "https://media.githubusercontent.com/media"))},
+        {"harmless-base/test.jsonl.gz": "ebfaaed21162a4de120ae85366075b34425e2a6303fac59b99555002f7016f03",
+         "helpful-base/test.jsonl.gz": "8be3fc1a13b27901631696f2be6f184c799f1baeaf145f53ac5db24960adc37b"}),
     "xstest": DataSet(
         "https://github.com/paul-rottger/exaggerated-safety", "CC-BY-4.0",
         {"xstest_prompts.csv": f"{_RAW}/paul-rottger/exaggerated-safety/d7bb5bd738c1fcbc36edd83d5e7d1b71a3e2d84d/"
