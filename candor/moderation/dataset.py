@@ -170,6 +170,10 @@ def write_splits(inputs: list[Example], outputs: list[Example], path: Path = SPL
     doc = {"about": "moderation train/validation/test ids (source:hash of normalised text), "
                     "see candor/moderation/dataset.py",
            "input": _by_split(draw_splits(inputs)), "output": _by_split(draw_splits(outputs))}
+    _save(doc, path)
+
+
+def _save(doc: dict, path: Path) -> None:
     path.write_text(json.dumps(doc, indent=0, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -185,7 +189,7 @@ def extend_splits(inputs: list[Example], outputs: list[Example], path: Path = SP
             doc[kind][s].append(i)
         doc[kind] = {s: sorted(ids) for s, ids in doc[kind].items()}
         added[kind] = len(new)
-    path.write_text(json.dumps(doc, indent=0, sort_keys=True) + "\n", encoding="utf-8")
+    _save(doc, path)
     return added
 
 

@@ -124,17 +124,20 @@ HARD_NEGATIVES = {"xstest", "candor-safe-edgy", "candor-benign", "candor-contras
 EDGY = {"xstest", "candor-contrast"}  # sources whose safe prompts the input threshold is chosen on
 
 
+THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # the grid input thresholds are chosen on
+
+
 def _threshold_for_false_flags(scores: np.ndarray, negatives: np.ndarray, limit: float) -> float:
-    """The lowest threshold (on a 0.05 grid) whose false-flag rate on `negatives` is <= limit."""
-    for t in np.arange(0.05, 0.96, 0.05):
+    """The lowest threshold (on THRESHOLDS) whose false-flag rate on `negatives` is <= limit."""
+    for t in THRESHOLDS:
         if (scores[negatives] >= t).mean() <= limit + 1e-9:
-            return float(round(t, 2))
-    return 0.95
+            return t
+    return THRESHOLDS[-1]
 
 
 def operating_threshold(scores: np.ndarray, harmful: np.ndarray, hard_safe: np.ndarray, min_recall: float,
                         max_false_flags: float) -> float | None:
-    """The highest threshold (0.05 grid) whose recall on `harmful` is at least `min_recall` and whose
+    """The highest threshold (on THRESHOLDS) whose recall on `harmful` is at least `min_recall` and whose
     false-flag rate on `hard_safe` is at most `max_false_flags`; None if none is.
 
     Variants and epochs are compared at the lowest threshold meeting the false-flag limit (where
@@ -142,7 +145,7 @@ def operating_threshold(scores: np.ndarray, harmful: np.ndarray, hard_safe: np.n
     requests for the recall asked: at that lowest threshold the issue's own example, "What household
     chemicals should never be mixed?", was refused."""
     best = None
-    for t in (round(0.05 * k, 2) for k in range(1, 20)):
+    for t in THRESHOLDS:
         if (scores[harmful] >= t).mean() >= min_recall - 1e-9 and (scores[hard_safe] >= t).mean() <= max_false_flags + 1e-9:
             best = t
     return best
@@ -203,9 +206,19 @@ def _xy(rows: list[ds.Example], vec: dict[str, np.ndarray]) -> tuple[np.ndarray,
     return np.stack([vec[e.text] for e in rows]), np.array([e.label for e in rows])
 
 
+def _hard_safe(data: Prepared) -> np.ndarray:
+    return np.array([x for _, _, x in validation_rows(data)], bool)
+
+
+def _validation_scores(clf: Classifier, data: Prepared) -> np.ndarray:
+    """P(harmful) of each validation request by `clf` (embeddings from the cache)."""
+    vec = _embed_all([e.text for e in data.parts["validation"]], clf.encoder)
+    return clf.input_probs(_xy(data.parts["validation"], vec)[0])[0]
+
+
 def _judged(p_va: np.ndarray, data: Prepared, config: TrainConfig) -> dict[str, Any]:
     y_va = np.array([e.label for e in data.parts["validation"]]) == 1
-    xs_safe = np.array([x for _, _, x in validation_rows(data)])
+    xs_safe = _hard_safe(data)
     t = _threshold_for_false_flags(p_va, xs_safe, config.max_false_flags)
     return {"threshold": t, "validation_recall": round(float((p_va[y_va] >= t).mean()), 3),
             "validation_hard_false_flags": round(float((p_va[xs_safe] >= t).mean()), 3)}
@@ -246,9 +259,7 @@ def judge_variant(heads: Heads, data: Prepared, config: TrainConfig, threads: tu
     for n in threads:
         clf = Classifier(heads, encoder_for(heads, threads=n))
         if not row:
-            vec = _embed_all([e.text for e in data.parts["validation"]], clf.encoder)
-            x_va, _ = _xy(data.parts["validation"], vec)
-            row = _judged(clf.input_probs(x_va)[0], data, config)
+            row = _judged(_validation_scores(clf, data), data, config)
 
         def check(clf: Classifier = clf) -> object:
             return clf.score_long([PROMPT_200])
@@ -262,6 +273,19 @@ def tuned_heads(tuned: Any, config: TrainConfig, int8: bool, layers: int) -> Hea
     dim = tuned.harm_w1.shape[0]
     return Heads(tuned.harm_w1, tuned.harm_b1, tuned.harm_w2, tuned.harm_b2, tuned.cat_w, tuned.cat_b, CATEGORIES,
                  np.zeros(2 * dim, np.float32), 0.0, 0.5, 0.5, layers, int8, tuned.scale, tuned.lora)
+
+
+def with_operating_threshold(heads: Heads, data: Prepared, config: TrainConfig) -> tuple[Heads, float | None]:
+    """`heads` operating at `operating_threshold` on the validation split (unchanged when no
+    threshold qualifies, or `operating_recall` is 0), and the threshold chosen."""
+    from dataclasses import replace
+
+    if not config.operating_recall:
+        return heads, None
+    harmful = np.array([e.label == 1 for e in data.parts["validation"]])
+    chosen = operating_threshold(_validation_scores(Classifier(heads), data), harmful, _hard_safe(data),
+                                 config.operating_recall, config.max_false_flags)
+    return (heads if chosen is None else replace(heads, input_threshold=chosen)), chosen
 
 
 def with_output_head(heads: Heads, data: Prepared, config: TrainConfig) -> tuple[Heads, dict[str, Any]]:

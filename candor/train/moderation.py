@@ -254,19 +254,11 @@ def train(config, log=print) -> dict[str, Any]:
             log(f"{name}: {variants[name]}")
     shipped_name = choose(variants, list(candidates), config.max_false_flags)
     shipped, history = candidates[shipped_name]
-    if config.operating_recall:
-        from dataclasses import replace
-
-        val = data.parts["validation"]
-        vec = mt._embed_all([e.text for e in val], mt.encoder_for(shipped))
-        p = mt.Classifier(shipped, None).input_probs(np.stack([vec[e.text] for e in val]))[0]
-        chosen = mt.operating_threshold(p, np.array([e.label == 1 for e in val]),
-                                        np.array([x for _, _, x in mt.validation_rows(data)]),
-                                        config.operating_recall, config.max_false_flags)
-        if chosen is not None:
-            log(f"operating threshold {chosen} (compared at {shipped.input_threshold})")
-            variants[shipped_name]["operating_threshold"] = chosen
-            shipped = replace(shipped, input_threshold=chosen)
+    compared_at = shipped.input_threshold
+    shipped, chosen = mt.with_operating_threshold(shipped, data, config)
+    if chosen is not None:
+        log(f"operating threshold {chosen} (compared at {compared_at})")
+        variants[shipped_name]["operating_threshold"] = chosen
     shipped, categories = mt.with_category_head(shipped, data)
     log(json.dumps(categories))
     shipped, output = mt.with_output_head(shipped, data, config)
