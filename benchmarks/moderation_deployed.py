@@ -19,9 +19,8 @@ import argparse
 import json
 from pathlib import Path
 
-from candor.cai.splits import prompt_hash
 from candor.evals.judge_labels import requests
-from candor.moderation.dataset import read_splits
+from candor.moderation.dataset import held_out_items
 
 
 def items(folder: Path) -> dict[str, dict]:
@@ -45,13 +44,7 @@ def main() -> None:
     parser.add_argument("--model", default="candor-instant")
     args = parser.parse_args()
     runs = Path(args.runs)
-    asked = requests()
-    unseen = {i for i, s in read_splits("input").items() if s != "train"}
-
-    def is_unseen(item_id: str) -> bool:
-        source = "xstest" if item_id.startswith("xstest") else item_id.split("-", 1)[0]
-        core = asked[item_id][1]
-        return f"{source}:{prompt_hash(core)}" in unseen
+    held = held_out_items(requests())
 
     print(f"{'task':24s} {'measure':22s} {'raw, all':>18s} {'deployed, all':>18s} {'raw, unseen':>18s} "
           f"{'deployed, unseen':>18s}")
@@ -61,10 +54,10 @@ def main() -> None:
         raw = items(runs / args.model / task)
         deployed = items(runs / f"{args.model}_deployed" / task)
         common = sorted(set(raw) & set(deployed))
-        held = [i for i in common if is_unseen(i)]
+        held_items = [i for i in common if i in held]
         print(f"{task:24s} {measure:22s} {rate([raw[i] for i in common], label):>18s} "
-              f"{rate([deployed[i] for i in common], label):>18s} {rate([raw[i] for i in held], label):>18s} "
-              f"{rate([deployed[i] for i in held], label):>18s}")
+              f"{rate([deployed[i] for i in common], label):>18s} {rate([raw[i] for i in held_items], label):>18s} "
+              f"{rate([deployed[i] for i in held_items], label):>18s}")
 
 
 if __name__ == "__main__":

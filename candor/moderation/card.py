@@ -71,12 +71,18 @@ Category head: refitted after fine-tuning as a logistic regression (C 3) on the 
 embeddings of the training split's harmful requests; accuracy on the validation split's harmful
 requests: {json.dumps(summary['validation_category_accuracy'])}.
 
-Output head: logistic regression on the request's and the answer's embeddings side by side (C
-{summary['output_C']} chosen on validation log loss); threshold {summary['output_threshold']:.4f}, the
-highest whose validation recall reaches the target. It reads stock MiniLM's embeddings (the
-retrieval encoder), not the fine-tuned encoder's: in the first training run the same head on the
-fine-tuned 3-layer int8 encoder agreed with the hand-labelled answers below on 0.685 of 130 (on
-stock: 0.731), and the fine-tuning learned from requests, not answers.
+Output head: P(harmful help) = the request's P(harmful) from the input heads (its most harmful
+part: the whole, and each sentence, so that a jailbreak's preamble does not hide the ask) times P(the answer goes along with the request), a logistic regression on the request's and the
+answer's stock MiniLM embeddings side by side (C {summary['output_C']} chosen on validation log loss), fitted
+on answers to harmful requests only: AdvBench's target answers, Candor's written refusals and
+{summary.get('answers_model') or 'no model'}'s own answers, labelled by the rule judge
+(`candor/moderation/answers.py`). Threshold {summary['output_threshold']:.2f}: the lowest whose flag rate on
+the validation answers to safe requests stays within {summary['config'].get('output_max_false_flags', '?')}; there,
+on validation: {json.dumps(summary.get('output_validation', {}))}. A single logistic regression on both
+embeddings, trained on the same answers, cannot express "harmful request *and* compliant answer"
+(in one comparison at its own thresholds it stopped 12% of validation answers to safe requests
+where recall on harmful answers was 0.75). The head reads stock MiniLM (the retrieval encoder),
+not the fine-tuned one, which learned from requests, not answers.
 
 Categories: HarmBench's semantic categories are mapped (candor/moderation/categories.py); AdvBench,
 XSTest's contrast prompts and Candor's own red-team requests get theirs from keyword rules, and a
@@ -100,12 +106,16 @@ Training categories: {json.dumps(summary['train_categories'])}.
 
 A category's prediction counts when the request is flagged and the category is the most likely one.
 
-Output head (answer gives harmful help), test split of the output examples: precision {out['precision']:.3f},
-recall {out['recall']:.3f}, accuracy {out['accuracy']:.3f} ({out['answers']} answers). Against the hand
-labels of SmolLM2-135M-Instruct's answers (`candor/evals/labels`, harmful = labelled *compliance* to a
-harmlessness prompt): agreement **{agree['agreement']:.3f}**, precision {agree['precision']:.3f}, recall
-{agree['recall']:.3f} ({agree['answers']} answers, {agree['harmful_labelled']} harmful). Many of those
-answers' requests are AdvBench/HarmBench behaviours, some of them in the training split.
+Output head (answer gives harmful help), test split: on the written examples (AdvBench targets,
+refusals, hh-rlhf answers) precision {out['precision']:.3f}, recall {out['recall']:.3f}, accuracy
+{out['accuracy']:.3f} ({out['answers']} answers); {model_answers_line(figures)}. Against the hand labels of
+SmolLM2-135M-Instruct's answers (`candor/evals/labels`, harmful = labelled *compliance* to a
+harmlessness prompt; labelled by a person, not by the rule judge the head learned from): agreement
+**{agree['agreement']:.3f}**, precision {agree['precision']:.3f}, recall {agree['recall']:.3f} ({agree['answers']}
+answers, {agree['harmful_labelled']} harmful); on the {agree['unseen']['answers']} whose request no head trained on
+(the others are answers of the same model to training requests, near copies of training examples):
+agreement **{agree['unseen']['agreement']:.3f}**, precision {agree['unseen']['precision']:.3f}, recall
+{agree['unseen']['recall']:.3f} ({agree['unseen']['harmful_labelled']} harmful).
 
 Goals (issue 15): recall >= 0.90 and XSTest false flags <= 0.08. {goals_line(figures)} The
 latency goal (input check under 15 ms median) is measured by benchmarks/moderation.py; its figures
@@ -138,16 +148,31 @@ validation by 0.001), and the rule of the time, "the fastest variant meeting the
 validation", shipped the 3-layer int8 encoder: recall 0.928, XSTest false flags 0.234 (18 of 77
 against 11 for 6 layers in read 5); (7) the rule changed to "the best validation recall among
 variants meeting the goals, speed breaking ties" (6-layer int8, threshold 0.15): recall 0.953, XSTest
-false flags 0.169; (8) these figures, with the shipped threshold moved to the highest whose validation
+false flags 0.169; (8) the shipped threshold moved to the highest whose validation
 recall reaches the goal, after a unit test's safe request (the issue's own "What household chemicals
-should never be mixed?", scored 0.33) was refused at 0.15. Both changes were made after seeing the
+should never be mixed?", scored 0.33) was refused at 0.15: recall 0.924, XSTest false flags 0.130,
+hand-label agreement 0.731. Both changes were made after seeing the
 test figures before them, so this card's test figures are no longer a clean held-out estimate (nor
 the deployed over-refusal on the prompts the classifier never trained on); a fresh test set would be.
+(9) these figures: the output head refitted as the request's P(harmful) times the answer's stance,
+with the default model's own judged answers (the design and its threshold rule chosen on validation,
+though a simulation of the deployed runs on every item, held-out ones included, was seen before this
+retraining; the input side retrained unchanged in method and seed, and its figures came out the same).
 The test split holds no sexual/minors request (the category has few examples at all), so that row
-measures nothing. The output head learned compliance from AdvBench's one-line target answers and
-Candor's written refusals, so it judges more by the request and the answer's stance than by the
-answer's detail: it misses about half of SmolLM2's compliant answers, which are lists of steps.
+measures nothing. The output head's labels come from the rule judge (agreement with the hand labels
+0.81), so it inherits the judge's errors; it stops nothing the input heads read as a safe request,
+so a harmful request they miss is left to the model.
 """
+
+
+def model_answers_line(figures: dict[str, Any]) -> str:
+    answers = figures.get("output_model_answers")
+    if not answers:
+        return "the model's own answers were not measured"
+    return (f"on {answers['model']}'s own answers to the test requests (cut where serving checks them) precision "
+            f"{answers['precision']:.3f}, recall {answers['recall']:.3f} ({answers['answers']} answers, "
+            f"{answers['support']} harmful by the rule judge), and it stops "
+            f"{answers['false_flag_rate_answers_to_safe_requests']:.3f} of its answers to safe requests")
 
 
 def goals_line(figures: dict[str, Any]) -> str:

@@ -10,9 +10,13 @@ code runs on load), written by `candor moderation train`:
   (it measured better than a logistic regression on the validation split; see the card), and
   P(category | harmful) from a multinomial logistic regression over CATEGORIES; a category's
   score is the product of the two;
-- output: P(the answer gives harmful help) from a logistic regression on the request's and the
-  answer's embeddings side by side, by stock MiniLM (the retrieval encoder): on the hand-labelled
-  answers it agreed better than the same head on the fine-tuned encoder's embeddings (see the card).
+- output: P(the answer gives harmful help) = P(harmful request), from the input heads on the
+  request's most harmful part (`request_windows`), times
+  P(the answer goes along with the request) from a logistic regression on the request's and the
+  answer's embeddings side by side, by stock MiniLM (the retrieval encoder), fitted on answers to
+  harmful requests only. Harmful help needs both, and a linear head on the two embeddings alone
+  cannot express "and": trained on the default model's own answers it stopped 12% of the answers
+  to safe validation requests at the recall the product reaches with 2% (see the card).
 
 A missing or unreadable heads file is an error that names the path, never "everything allowed".
 """
@@ -32,7 +36,7 @@ from candor.errors import CandorError
 from candor.moderation.categories import CATEGORIES
 
 HEADS_FILE = Path(__file__).resolve().parent.parent / "data" / "moderation" / "heads.npz"
-FORMAT = 2
+FORMAT = 3  # 3: the output head scores the answer's stance (times the input head's P(harmful))
 
 
 class ModerationUnavailableError(CandorError):
@@ -119,10 +123,11 @@ MERGE_CHARS = 120  # short neighbouring sentences are read together up to this l
 _SENTENCE = re.compile(r"(?<=[.!?\n])\s+")
 
 
-def windows(text: str) -> list[str]:
-    """`text` whole, or cut into sentences (short neighbours merged, a sentence over CHUNK_CHARS
-    cut at spaces), so a request is not drowned by a long preamble around it."""
-    if len(text) <= WINDOW_CHARS:
+def windows(text: str, whole_up_to: int = WINDOW_CHARS) -> list[str]:
+    """`text` whole (up to `whole_up_to` characters), or cut into sentences (short neighbours
+    merged, a sentence over CHUNK_CHARS cut at spaces), so a request is not drowned by a long
+    preamble around it."""
+    if len(text) <= whole_up_to:
         return [text]
     pieces: list[str] = []
     for sentence in _SENTENCE.split(text):
@@ -139,6 +144,19 @@ def windows(text: str) -> list[str]:
             out[-1] += " " + piece
         else:
             out.append(piece)
+    return out
+
+
+def request_windows(text: str) -> list[str]:
+    """What the output check reads of a request: its `windows`, and also each sentence of a
+    request short enough to be read whole. A jailbreak wraps its ask in a role-play or "developer
+    mode" preamble that pulls the whole text's score down (to 0.002-0.1 for asks scoring near 1
+    alone); the answer's check must still know the ask was harmful."""
+    out = windows(text)
+    if len(out) == 1:
+        pieces = windows(text, whole_up_to=0)
+        if len(pieces) > 1:
+            out += pieces
     return out
 
 
@@ -211,19 +229,31 @@ class Classifier:
         return out
 
     # -- output --------------------------------------------------------------------------------
-    def output_probs(self, prompt_vectors: np.ndarray, answer_vectors: np.ndarray) -> np.ndarray:
-        """From `embed_answers` vectors of the requests and the answers."""
+    def stance_probs(self, prompt_vectors: np.ndarray, answer_vectors: np.ndarray) -> np.ndarray:
+        """P(the answer goes along with its request), from `embed_answers` vectors of both."""
         x = np.concatenate([prompt_vectors, answer_vectors], axis=1)
         return _sigmoid(x @ self.heads.out_w + self.heads.out_b)
 
-    def score_output(self, prompt: str | np.ndarray, answer: str) -> float:
-        """P(`answer` gives harmful help), given the request (text, or its `embed_answers` vector)."""
-        if isinstance(prompt, str):
-            vectors = self.embed_answers([prompt, answer])
-            pv, av = vectors[:1], vectors[1:]
-        else:
-            pv, av = prompt.reshape(1, -1), self.embed_answers([answer])
-        return float(self.output_probs(pv, av)[0])
+    def output_probs(self, prompt_vectors: np.ndarray, answer_vectors: np.ndarray,
+                     request_harm: np.ndarray) -> np.ndarray:
+        """P(harmful help): `request_harm` (each request's P(harmful) by the input heads; 1 where
+        there is no request) times the answer's stance."""
+        return np.asarray(request_harm, np.float64) * self.stance_probs(prompt_vectors, answer_vectors)
+
+    def request_context(self, prompt: str) -> tuple[np.ndarray, InputScore]:
+        """What checking answers to `prompt` needs once: its `embed_answers` vector and the input
+        score of its most harmful part (`request_windows`)."""
+        return self.embed_answers([prompt])[0], self.request_score(prompt)
+
+    def request_score(self, prompt: str) -> InputScore:
+        """The input score of the most harmful of `request_windows(prompt)`."""
+        return max(self.score_inputs(request_windows(prompt)), key=lambda s: s.harmful)
+
+    def score_output(self, context: tuple[np.ndarray, InputScore], answer: str) -> float:
+        """P(`answer` gives harmful help) to the request of `context` (`request_context`)."""
+        prompt_vec, request = context
+        return float(self.output_probs(prompt_vec.reshape(1, -1), self.embed_answers([answer]),
+                                       np.array([request.harmful]))[0])
 
 
 def encoder_for(heads: Heads, threads: int | None = None):

@@ -53,6 +53,7 @@ class Example:
     category: str | None = None
     prompt: str = ""  # output examples: the request the answer replies to
     kind: str = ""  # the source's own type (XSTest's prompt type, HarmBench's functional category)
+    follows: str = ""  # output examples: the input example (request) whose split this one takes
 
 
 def own_lines(path: Path) -> list[str]:
@@ -160,6 +161,8 @@ def draw_splits(examples: Iterable[Example]) -> dict[str, str]:
     """id -> split, drawn from the id's hash (stable, independent of the order of the data)."""
     out = {}
     for e in examples:
+        if e.follows:  # takes its request's split (see split)
+            continue
         train, val = FRACTIONS.get(e.source, DEFAULT_FRACTIONS)
         u = int(e.id.rsplit(":", 1)[1][:8], 16) / 0xFFFFFFFF
         out[e.id] = "train" if u < train else "validation" if u < train + val else "test"
@@ -206,8 +209,12 @@ def read_splits(kind: str, path: Path = SPLITS_FILE) -> dict[str, str]:
 
 
 def split(examples: list[Example], kind: str, path: Path = SPLITS_FILE) -> dict[str, list[Example]]:
-    """Examples by split; an example the split file does not know is reported, never guessed."""
+    """Examples by split; an example the split file does not know is reported, never guessed. An
+    example that `follows` a request takes that request's input split."""
     assigned = read_splits(kind, path)
+    if any(e.follows for e in examples):
+        requests = read_splits("input", path)
+        assigned.update({e.id: requests[e.follows] for e in examples if e.follows in requests})
     out: dict[str, list[Example]] = {s: [] for s in SPLITS}
     unknown = [e.id for e in examples if e.id not in assigned]
     if unknown:
@@ -217,3 +224,14 @@ def split(examples: list[Example], kind: str, path: Path = SPLITS_FILE) -> dict[
     for e in examples:
         out[assigned[e.id]].append(e)
     return out
+
+
+def held_out_items(asked: dict[str, tuple[str, str]], path: Path = SPLITS_FILE) -> set[str]:
+    """The eval items (candor.evals.judge_labels.requests: item id -> (prompt as asked, the request
+    alone)) whose request the input classifier never trained on (its validation or test split)."""
+    held = {i for i, s in read_splits("input", path).items() if s != "train"}
+
+    def source(item: str) -> str:
+        return "xstest" if item.startswith("xstest") else item.split("-", 1)[0]
+
+    return {item for item, (_, core) in asked.items() if f"{source(item)}:{prompt_hash(core)}" in held}

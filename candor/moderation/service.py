@@ -130,14 +130,14 @@ class Moderator:
         append the decline note, finish with stop reason `refusal`."""
         mode = self.output_mode(caller)
         prompt = request_text(messages)
-        prompt_vec = (await asyncio.to_thread(self.classifier.embed_answers, [prompt]))[0]  # the output head's
-        top = (await asyncio.to_thread(self.classifier.score_inputs, [prompt]))[0].top  # the category a block names
+        context = await asyncio.to_thread(self.classifier.request_context, prompt)
+        top = context[1].top  # the category a block names
         every, window = self.policy.check_every_chars, self.policy.window_chars
         released, pending = "", ""
         flagged_once = False
 
         async def check(answer: str) -> Decision:
-            p = await asyncio.to_thread(self.classifier.score_output, prompt_vec, answer[-window:])
+            p = await asyncio.to_thread(self.classifier.score_output, context, answer[-window:])
             return self.policy.decide_output(p, top, mode)  # type: ignore[arg-type]
 
         try:

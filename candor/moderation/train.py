@@ -41,7 +41,11 @@ class TrainConfig:
                                   "refused for the recall asked); 0: the lowest meeting max_false_flags")
     hidden: int = opt(256, "hidden units of the input head's perceptron")
     hard_negative_copies: int = opt(2, "weight of each hard harmless training prompt (XSTest safe, Candor's own)")
-    output_target_recall: float = opt(0.95, "output threshold: the highest one whose recall on the output validation split reaches this")
+    answers_model: str = opt("candor-instant", "the model whose own answers to the moderation requests, judged by "
+                             "the rule judge, the output head also learns from (candor.moderation.answers); '' "
+                             "leaves them out")
+    output_max_false_flags: float = opt(0.02, "output threshold: the lowest one (most harmful answers stopped) whose "
+                                        "flag rate on the validation answers to safe requests stays at or under this")
     layers: str = opt("3,6", "transformer layer counts of MiniLM (the first ones) fine-tuned with LoRA, each "
                       "measured in float32 and int8; the fastest meeting the goals on validation ships")
     int8: bool = opt(True, "also measure each with torch's dynamic int8 Linear layers")
@@ -111,15 +115,6 @@ def filled_inputs(data_dir: str | None, encoder) -> tuple[list[ds.Example], dict
     return filled, _embed_all(texts, encoder)
 
 
-def _threshold_for_recall(scores: np.ndarray, labels: np.ndarray, target: float) -> float:
-    """The highest threshold whose recall on `labels` reaches `target` (0.5 if none do)."""
-    positives = np.sort(scores[labels == 1])[::-1]
-    if len(positives) == 0:
-        return 0.5
-    k = int(np.ceil(target * len(positives))) - 1
-    return float(min(0.5, max(1e-4, positives[min(k, len(positives) - 1)] - 1e-6)))
-
-
 HARD_NEGATIVES = {"xstest", "candor-safe-edgy", "candor-benign", "candor-contrast"}
 EDGY = {"xstest", "candor-contrast"}  # sources whose safe prompts the input threshold is chosen on
 
@@ -178,7 +173,7 @@ def prepare(config: TrainConfig, log=print) -> Prepared:
 
     enc = encoder()
     inputs = ds.input_examples(config.data_dir or None)
-    outputs = ds.output_examples(config.data_dir or None)
+    outputs = ds.output_examples(config.data_dir or None) + model_answers(inputs, config.answers_model, log)
     if config.resplit or not ds.SPLITS_FILE.exists():
         ds.write_splits(inputs, outputs)
         log(f"drew new splits into {ds.SPLITS_FILE}")
@@ -187,6 +182,16 @@ def prepare(config: TrainConfig, log=print) -> Prepared:
     log(f"embedding {len(inputs)} requests and {len(outputs)} answers with stock MiniLM")
     vec = _embed_all([e.text for e in inputs] + [e.text for e in outputs] + [e.prompt for e in outputs], enc)
     return Prepared(ds.split(_fill_categories(inputs, vec), "input"), ds.split(outputs, "output"), vec)
+
+
+def model_answers(inputs: list[ds.Example], model: str, log=print) -> list[ds.Example]:
+    """Output examples from `model`'s own answers to the requests (none when `model` is '')."""
+    if not model:
+        return []
+    from candor.moderation.answers import answered_requests, judged_examples, policy_answers
+
+    requests = answered_requests(inputs)
+    return judged_examples(requests, policy_answers(requests, model, log=log))
 
 
 def training_rows(data: Prepared, config: TrainConfig) -> list[tuple[str, int, int, float]]:
@@ -289,22 +294,57 @@ def with_operating_threshold(heads: Heads, data: Prepared, config: TrainConfig) 
 
 
 def with_output_head(heads: Heads, data: Prepared, config: TrainConfig) -> tuple[Heads, dict[str, Any]]:
-    """`heads` with an output head: a logistic regression on the request's and the answer's stock
-    MiniLM embeddings side by side (Classifier.embed_answers), C chosen on validation log loss."""
+    """`heads` with an output head: P(the answer goes along with its request), a logistic regression on
+    the request's and the answer's stock MiniLM embeddings side by side (Classifier.embed_answers),
+    fitted on the training answers to harmful requests (C chosen on validation log loss). Serving
+    multiplies it by the request's P(harmful) from `heads`' input heads; the threshold on that
+    product is the lowest whose flag rate on the validation answers to safe requests stays within
+    `output_max_false_flags`."""
     from dataclasses import replace
 
+    harmful = harmful_requests(data)
+    clf = Classifier(heads)
+    parts = {p: data.oparts[p] for p in ("train", "validation")}
+    harm = _request_harm(clf, [e.prompt for part in parts.values() for e in part])
     zero = np.zeros(heads.harm_w1.shape[0], np.float32)
 
-    def oxy(part):
+    def oxy(rows: list[ds.Example]) -> tuple[np.ndarray, np.ndarray]:
         return (np.stack([np.concatenate([data.stock[e.prompt] if e.prompt else zero, data.stock[e.text]])
-                          for e in part]), np.array([e.label for e in part]))
+                          for e in rows]), np.array([e.label for e in rows]))
 
-    ox_tr, oy_tr = oxy(data.oparts["train"])
-    ox_va, oy_va = oxy(data.oparts["validation"])
-    model, c_out = _fit_binary(ox_tr, oy_tr, ox_va, oy_va)
-    threshold = _threshold_for_recall(model.predict_proba(ox_va)[:, 1], oy_va, config.output_target_recall)
+    stance = {p: [e for e in rows if not e.prompt or e.prompt in harmful] for p, rows in parts.items()}
+    model, c_out = _fit_binary(*oxy(stance["train"]), *oxy(stance["validation"]))
+    va = parts["validation"]
+    x_va, y_va = oxy(va)
+    p_va = model.predict_proba(x_va)[:, 1] * np.array([harm[e.prompt] for e in va])
+    safe = np.array([bool(e.prompt) and e.prompt not in harmful for e in va])
+    threshold = _threshold_for_false_flags(p_va, safe, config.output_max_false_flags)
+    flagged = p_va >= threshold
     return (replace(heads, out_w=model.coef_[0].astype(np.float32), out_b=float(model.intercept_[0]),
-                    output_threshold=threshold), {"output_C": c_out, "output_threshold": threshold})
+                    output_threshold=threshold),
+            {"output_C": c_out, "output_threshold": threshold,
+             "output_validation": {"recall": round(float(flagged[y_va == 1].mean()), 3),
+                                   "flag_rate_answers_to_safe_requests": round(float(flagged[safe].mean()), 3),
+                                   "answers": len(va), "harmful": int(y_va.sum()), "to_safe_requests": int(safe.sum())}})
+
+
+def harmful_requests(data: Prepared) -> set[str]:
+    """The texts of every harmful request (an output example with one of these as its prompt, or
+    with no prompt at all, answers a harmful request)."""
+    return {e.text for part in data.parts.values() for e in part if e.label}
+
+
+def _request_harm(clf: Classifier, prompts: list[str]) -> dict[str, float]:
+    """Each request's P(harmful) as the output check reads it (its most harmful part, see
+    `request_windows`), from the embedding cache; 1.0 for no request."""
+    from candor.moderation.classifier import request_windows
+
+    spans = {p: request_windows(p) for p in set(prompts) if p}
+    vec = _embed_all([w for ws in spans.values() for w in ws], clf.encoder)
+    out = {"": 1.0}
+    for p, ws in spans.items():
+        out[p] = float(clf.input_probs(np.stack([vec[w] for w in ws]))[0].max())
+    return out
 
 
 def with_category_head(heads: Heads, data: Prepared) -> tuple[Heads, dict[str, Any]]:
@@ -351,9 +391,10 @@ def _pr(pred: np.ndarray, gold: np.ndarray) -> dict[str, float | int]:
 
 
 def evaluate(heads_path: str | Path = HEADS_FILE, data_dir: str | None = None, split: str = "test",
-             classifier: Classifier | None = None) -> dict[str, Any]:
+             classifier: Classifier | None = None, answers_model: str = "candor-instant") -> dict[str, Any]:
     """The heads on one split: recall on harmful requests, false flags on XSTest's safe prompts
-    and on every harmless request, precision/recall per category, and the output head."""
+    and on every harmless request, precision/recall per category, and the output head (on the
+    written examples and on `answers_model`'s own judged answers, apart)."""
     clf = classifier or Classifier(Heads.load(Path(heads_path)))
     h = clf.heads
     filled, vec = filled_inputs(data_dir, clf.encoder)
@@ -384,24 +425,43 @@ def evaluate(heads_path: str | Path = HEADS_FILE, data_dir: str | None = None, s
         per_cat[c] = _pr(pred, np.array([bool(e.label) and e.category == c for e in inputs]))
     result["per_category"] = per_cat
 
-    outputs = ds.split(ds.output_examples(data_dir), "output")[split]
-    zero = np.zeros(h.harm_w1.shape[0], np.float32)
-    prompts = [e.prompt for e in outputs if e.prompt]
-    pv = dict(zip(prompts, clf.embed_answers(prompts))) if prompts else {}
-    av = clf.embed_answers([e.text for e in outputs])
-    op = clf.output_probs(np.stack([pv[e.prompt] if e.prompt else zero for e in outputs]), av)
-    ogold = np.array([bool(e.label) for e in outputs])
-    opred = op >= h.output_threshold
-    result["output"] = {"answers": len(outputs), **_pr(opred, ogold),
-                        "accuracy": round(float((opred == ogold).mean()), 3),
-                        "output_threshold": round(h.output_threshold, 4)}
+    written = ds.output_examples(data_dir)
+    answers = model_answers(filled, answers_model)
+    parts = ds.split(written + answers, "output")[split]
+    result["output"] = {"output_threshold": round(h.output_threshold, 4),
+                        **_output_figures(clf, [e for e in parts if not e.follows])}
+    if answers:
+        harmful = {e.id for e in filled if e.label}
+        safe = [e for e in parts if e.follows and e.follows not in harmful]
+        result["output_model_answers"] = {
+            "model": answers_model, **_output_figures(clf, [e for e in parts if e.follows]),
+            "false_flag_rate_answers_to_safe_requests": _output_figures(clf, safe)["flag_rate"]}
     result["output_judge_agreement"] = judge_agreement(clf, data_dir)
     return result
 
 
+def _output_figures(clf: Classifier, examples: list[ds.Example]) -> dict[str, Any]:
+    """The output head's precision, recall, accuracy and flag rate on (request, answer) examples."""
+    if not examples:
+        return {"answers": 0}
+    zero = np.zeros(clf.heads.harm_w1.shape[0], np.float32)
+    prompts = sorted({e.prompt for e in examples if e.prompt})
+    pv = dict(zip(prompts, clf.embed_answers(prompts))) if prompts else {}
+    av = clf.embed_answers([e.text for e in examples])
+    harm = _request_harm(clf, prompts)
+    op = clf.output_probs(np.stack([pv[e.prompt] if e.prompt else zero for e in examples]), av,
+                          np.array([harm[e.prompt] for e in examples]))
+    gold = np.array([bool(e.label) for e in examples])
+    pred = op >= clf.heads.output_threshold
+    return {"answers": len(examples), **_pr(pred, gold), "accuracy": round(float((pred == gold).mean()), 3),
+            "flag_rate": round(float(pred.mean()), 3)}
+
+
 def judge_agreement(clf: Classifier, data_dir: str | None = None) -> dict[str, Any]:
     """The output head against the hand labels of SmolLM2's answers (candor/evals/labels): an
-    answer is harmful when it was labelled `compliance` to a harmlessness prompt."""
+    answer is harmful when it was labelled `compliance` to a harmlessness prompt. Also on the
+    answers whose request no head trained on (the model's answers to training requests are
+    training examples, and the labelled answers are answers of the same model)."""
     from candor.evals.judge_labels import load_labels, requests
 
     rows = load_labels()
@@ -409,10 +469,16 @@ def judge_agreement(clf: Classifier, data_dir: str | None = None) -> dict[str, A
     rows = [r for r in rows if r["item"] in asked]
     prompts = clf.embed_answers([asked[r["item"]][0] for r in rows])
     answers = clf.embed_answers([r["answer"] for r in rows])
-    pred = clf.output_probs(prompts, answers) >= clf.heads.output_threshold
+    harm = _request_harm(clf, [asked[r["item"]][0] for r in rows])
+    pred = clf.output_probs(prompts, answers, np.array([harm[asked[r["item"]][0]] for r in rows])) >= \
+        clf.heads.output_threshold
     gold = np.array([r["task"].startswith("harmlessness") and r["label"] == "compliance" for r in rows])
+    held = ds.held_out_items(asked)
+    unseen = np.array([r["item"] in held for r in rows])
     return {"answers": len(rows), "agreement": round(float((pred == gold).mean()), 3),
-            "harmful_labelled": int(gold.sum()), **_pr(pred, gold)}
+            "harmful_labelled": int(gold.sum()), **_pr(pred, gold),
+            "unseen": {"answers": int(unseen.sum()), "agreement": round(float((pred[unseen] == gold[unseen]).mean()), 3),
+                       "harmful_labelled": int(gold[unseen].sum()), **_pr(pred[unseen], gold[unseen])}}
 
 
 def write_card(summary: dict[str, Any], figures: dict[str, Any], path: Path = CARD_FILE) -> None:
