@@ -95,7 +95,8 @@ async def level(client: httpx.AsyncClient, model: str, clients: int, per_client:
     decode = [(r.tokens - 1) / (r.total - r.ttft) for r in results if r.tokens > 1 and r.total > r.ttft]
     return {"tok_s": sum(r.tokens for r in results) / wall, "req_s": len(results) / wall,
             "ttft_median": statistics.median(ttfts), "ttft_p95": ttfts[min(len(ttfts) - 1, int(0.95 * len(ttfts)))],
-            "decode": statistics.median(decode), "tokens": statistics.mean(r.tokens for r in results)}
+            "decode": statistics.median(decode), "tokens": statistics.mean(r.tokens for r in results),
+            "ttft_mean": statistics.mean(ttfts)}
 
 
 async def follow_up_under_load(client: httpx.AsyncClient, model: str, busy: int, max_tokens: int,
@@ -177,17 +178,23 @@ class Server:
         except TimeoutError:
             self.process.kill()
 
-    async def passes(self, client: httpx.AsyncClient) -> tuple[float, float, float, float] | None:
-        """Candor's /metrics totals of batched forward passes: (calls, tokens, seconds, slot runs)."""
+    async def passes(self, client: httpx.AsyncClient) -> tuple[float, ...] | None:
+        """Candor's /metrics totals of batched forward passes (calls, tokens, seconds, slot runs) and
+        of its own time to first token on the chat endpoint (sum, count: from the start of the
+        generation, after the request was read, checked and admitted, to the first token)."""
         if self.metrics_key is None:
             return None
         text = (await client.get("/metrics", headers={"x-api-key": self.metrics_key})).text
-        found = {}
+        found = {"ttft_sum": 0.0, "ttft_count": 0.0}
         for line in text.splitlines():
             for name in ("calls", "tokens", "seconds", "slot_runs"):
                 if line.startswith(f"candor_engine_decode_{name}_total{{"):
                     found[name] = float(line.split()[-1])
-        return found["calls"], found["tokens"], found["seconds"], found["slot_runs"]
+            for part in ("sum", "count"):
+                if line.startswith(f'candor_time_to_first_token_seconds_{part}{{endpoint="/v1/chat/completions"}}'):
+                    found[f"ttft_{part}"] = float(line.split()[-1])
+        return (found["calls"], found["tokens"], found["seconds"], found["slot_runs"], found["ttft_sum"],
+                found["ttft_count"])
 
     def client(self) -> httpx.AsyncClient:
         # A new connection per request for both servers: llama-server's HTTP library closes a
@@ -213,9 +220,10 @@ async def measure_all(servers: list[Server], model: str, args) -> dict[str, dict
                 runs[server.name][clients].append(row)
                 inside = ""
                 if before and after and after[0] > before[0]:
-                    calls, tokens, seconds, slot_runs = (a - b for a, b in zip(after, before))
+                    calls, tokens, seconds, slot_runs, ttft_sum, ttft_count = (a - b for a, b in zip(after, before))
                     inside = (f"; inside: {tokens / calls:.1f} tokens, {slot_runs / calls:.2f} slot runs and "
-                              f"{1000 * seconds / calls:.1f} ms per forward pass")
+                              f"{1000 * seconds / calls:.1f} ms per forward pass; TTFT mean {row['ttft_mean']:.3f} s "
+                              f"at the client, {ttft_sum / max(1, ttft_count):.3f} s from the generation's start")
                 print(f"  round {r + 1} {server.name:<12} {clients:>2} clients: {row['tok_s']:6.1f} tok/s, "
                       f"{row['req_s']:.2f} req/s, TTFT median {row['ttft_median']:.2f} s p95 {row['ttft_p95']:.2f} s, "
                       f"{row['tokens']:.0f} tokens/answer{inside}", flush=True)

@@ -277,3 +277,28 @@ def test_slot_runs_counts_runs_of_consecutive_slots():
     from candor.engine.batching import slot_runs
 
     assert [slot_runs(s) for s in ([], [3], [0, 1, 2], [2, 0, 1], [0, 2, 4], [0, 1, 3, 4, 7])] == [0, 1, 1, 1, 3, 3]
+
+
+async def test_a_new_request_copies_the_prompt_prefix_a_running_request_holds(four_slots):
+    """Requests that share a long system prompt: a new one gets the prefix copied from a running
+    slot (no free slot holds it) rather than prefilled again, and still gets the answer it gets
+    from scratch alone."""
+    eng = four_slots
+    await eng.clear_cache()
+    system = LONG_X + "Answer the question below about the lighthouse text."
+    running = asyncio.create_task(collect(eng.generate(GenerateRequest(
+        prompt=render([Message("user", QUESTIONS[0])], system).text, max_tokens=120,
+        sampling=GREEDY))))
+    await asyncio.sleep(0.3)
+    copies = eng.slot_copies
+    prompt = render([Message("user", "When was it automated?")], system)
+    request = GenerateRequest(prompt=prompt.text, max_tokens=16, sampling=GREEDY, end_sequences=prompt.end_sequences)
+    beside = await traced(eng, request)
+    reused = eng.last_reused_tokens
+    await running
+    assert eng.slot_copies - copies == 1
+    assert reused >= await eng.count_tokens(system) - 8
+    await eng.clear_cache()
+    alone = await traced(eng, request)
+    if assert_same_or_near_tie(alone[2], beside[2]):
+        assert alone[0] == beside[0]
