@@ -43,8 +43,8 @@ PREFILL_CHUNK = 128  # prompt tokens per step while other sequences decode (see 
 # A cached prefix (a free or a running slot's) that saves at least this many prompt tokens is
 # copied into the slot a new request gets (see `Batcher._place`). Copying one 8,192-token slot of
 # SmolLM2 took about 20 ms on the 2-core machine; a prompt token costs 3-5 ms to prefill there,
-# batched or not (Q4_1 has no batched matrix kernel), so a shared system prompt pays at once: with
-# 8 clients starting together, the mean time to first token fell from 0.47 to 0.27 s (64 -> 8).
+# batched or not (Q4_1 has no batched matrix kernel), so a shared system prompt pays at once (the
+# README's concurrency section has the benchmark's before/after, 64 -> 8).
 MOVE_MIN_TOKENS = 8
 
 

@@ -13,7 +13,7 @@ and an answer is harmful help when its request is harmful and the judge calls it
 An answer takes its request's split (`Example.follows`): the answer to a held-out request is held
 out too, and nothing needs adding to splits.json. Answers are cached in
 $CANDOR_HOME/moderation/answers-<model>-<weights checksum>-<max tokens>.jsonl, one row per request
-(generated once: about 15 minutes for 2,000 requests on 2 cores; rerunning adds only missing ones).
+(generated once: 22 minutes for 2,025 requests on 2 cores; rerunning adds only missing ones).
 """
 
 from __future__ import annotations

@@ -75,12 +75,12 @@ Output head: P(harmful help) = the request's P(harmful) from the input heads (it
 part: the whole, and each sentence, so that a jailbreak's preamble does not hide the ask) times P(the answer goes along with the request), a logistic regression on the request's and the
 answer's stock MiniLM embeddings side by side (C {summary['output_C']} chosen on validation log loss), fitted
 on answers to harmful requests only: AdvBench's target answers, Candor's written refusals and
-{summary.get('answers_model') or 'no model'}'s own answers, labelled by the rule judge
+{summary['answers_model'] or 'no model'}'s own answers, labelled by the rule judge
 (`candor/moderation/answers.py`). Threshold {summary['output_threshold']:.2f}: the lowest whose flag rate on
-the validation answers to safe requests stays within {summary['config'].get('output_max_false_flags', '?')}; there,
-on validation: {json.dumps(summary.get('output_validation', {}))}. A single logistic regression on both
+the validation answers to safe requests stays within {summary['config']['output_max_false_flags']}; there,
+on validation: {json.dumps(summary['output_validation'])}. A single logistic regression on both
 embeddings, trained on the same answers, cannot express "harmful request *and* compliant answer"
-(in one comparison at its own thresholds it stopped 12% of validation answers to safe requests
+(in a one-off comparison, not kept as a script, at its own thresholds it stopped 12% of validation answers to safe requests
 where recall on harmful answers was 0.75). The head reads stock MiniLM (the retrieval encoder),
 not the fine-tuned one, which learned from requests, not answers.
 

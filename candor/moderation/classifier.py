@@ -16,7 +16,8 @@ code runs on load), written by `candor moderation train`:
   answer's embeddings side by side, by stock MiniLM (the retrieval encoder), fitted on answers to
   harmful requests only. Harmful help needs both, and a linear head on the two embeddings alone
   cannot express "and": trained on the default model's own answers it stopped 12% of the answers
-  to safe validation requests at the recall the product reaches with 2% (see the card).
+  to safe validation requests at the recall the product reaches with 2% (a one-off comparison,
+  see the card).
 
 A missing or unreadable heads file is an error that names the path, never "everything allowed".
 """

@@ -432,29 +432,35 @@ def evaluate(heads_path: str | Path = HEADS_FILE, data_dir: str | None = None, s
                         **_output_figures(clf, [e for e in parts if not e.follows])}
     if answers:
         harmful = {e.id for e in filled if e.label}
-        safe = [e for e in parts if e.follows and e.follows not in harmful]
-        result["output_model_answers"] = {
-            "model": answers_model, **_output_figures(clf, [e for e in parts if e.follows]),
-            "false_flag_rate_answers_to_safe_requests": _output_figures(clf, safe)["flag_rate"]}
+        own = [e for e in parts if e.follows]
+        figures = _output_figures(clf, own, to_safe=np.array([e.follows not in harmful for e in own]))
+        result["output_model_answers"] = {"model": answers_model, **figures}
     result["output_judge_agreement"] = judge_agreement(clf, data_dir)
     return result
 
 
-def _output_figures(clf: Classifier, examples: list[ds.Example]) -> dict[str, Any]:
-    """The output head's precision, recall, accuracy and flag rate on (request, answer) examples."""
+def _output_probs(clf: Classifier, prompts: list[str], answers: list[str]) -> np.ndarray:
+    """P(harmful help) of each (request, answer) pair as serving computes it ('' for no request)."""
+    zero = np.zeros(clf.heads.harm_w1.shape[0], np.float32)
+    unique = sorted({p for p in prompts if p})
+    pv = dict(zip(unique, clf.embed_answers(unique))) if unique else {}
+    harm = _request_harm(clf, unique)
+    return clf.output_probs(np.stack([pv[p] if p else zero for p in prompts]), clf.embed_answers(answers),
+                            np.array([harm[p] for p in prompts]))
+
+
+def _output_figures(clf: Classifier, examples: list[ds.Example], to_safe: np.ndarray | None = None) -> dict[str, Any]:
+    """The output head's precision, recall, accuracy and flag rate on (request, answer) examples,
+    and its flag rate on the answers to safe requests (`to_safe`) when given."""
     if not examples:
         return {"answers": 0}
-    zero = np.zeros(clf.heads.harm_w1.shape[0], np.float32)
-    prompts = sorted({e.prompt for e in examples if e.prompt})
-    pv = dict(zip(prompts, clf.embed_answers(prompts))) if prompts else {}
-    av = clf.embed_answers([e.text for e in examples])
-    harm = _request_harm(clf, prompts)
-    op = clf.output_probs(np.stack([pv[e.prompt] if e.prompt else zero for e in examples]), av,
-                          np.array([harm[e.prompt] for e in examples]))
+    pred = _output_probs(clf, [e.prompt for e in examples], [e.text for e in examples]) >= clf.heads.output_threshold
     gold = np.array([bool(e.label) for e in examples])
-    pred = op >= clf.heads.output_threshold
-    return {"answers": len(examples), **_pr(pred, gold), "accuracy": round(float((pred == gold).mean()), 3),
-            "flag_rate": round(float(pred.mean()), 3)}
+    out = {"answers": len(examples), **_pr(pred, gold), "accuracy": round(float((pred == gold).mean()), 3),
+           "flag_rate": round(float(pred.mean()), 3)}
+    if to_safe is not None:
+        out["false_flag_rate_answers_to_safe_requests"] = round(float(pred[to_safe].mean()), 3)
+    return out
 
 
 def judge_agreement(clf: Classifier, data_dir: str | None = None) -> dict[str, Any]:
@@ -467,10 +473,7 @@ def judge_agreement(clf: Classifier, data_dir: str | None = None) -> dict[str, A
     rows = load_labels()
     asked = requests(data_dir)
     rows = [r for r in rows if r["item"] in asked]
-    prompts = clf.embed_answers([asked[r["item"]][0] for r in rows])
-    answers = clf.embed_answers([r["answer"] for r in rows])
-    harm = _request_harm(clf, [asked[r["item"]][0] for r in rows])
-    pred = clf.output_probs(prompts, answers, np.array([harm[asked[r["item"]][0]] for r in rows])) >= \
+    pred = _output_probs(clf, [asked[r["item"]][0] for r in rows], [r["answer"] for r in rows]) >= \
         clf.heads.output_threshold
     gold = np.array([r["task"].startswith("harmlessness") and r["label"] == "compliance" for r in rows])
     held = ds.held_out_items(asked)
