@@ -47,6 +47,17 @@ def test_template_with_system_role_uses_it():
     assert r.text == "<|system|>Sys</s><|user|>Hi</s><|assistant|>"
 
 
+def test_a_template_is_compiled_once_and_its_renders_stay_independent():
+    from candor.chat.render import _compiled
+
+    _compiled.cache_clear()
+    first = render([Message("user", "Hi")], system="Sys", chat_template=SYSTEM_TEMPLATE)
+    second = render([Message("user", "Bye")], chat_template=SYSTEM_TEMPLATE)
+    assert _compiled.cache_info().misses == 1 and _compiled.cache_info().hits == 1
+    assert first.text == "<|system|>Sys</s><|user|>Hi</s><|assistant|>"
+    assert second.text == "<|user|>Bye</s><|assistant|>"  # nothing of the first render carried over
+
+
 def test_template_prefill_is_appended_after_generation_prompt():
     r = render([Message("user", "Hi"), Message("assistant", "Sure:")], chat_template=SYSTEM_TEMPLATE)
     assert r.text == "<|user|>Hi</s><|assistant|>Sure:"
