@@ -1,6 +1,7 @@
 """Throughput under load: Candor's HTTP API against llama.cpp's own `llama-server`, same model.
 
-Streams OpenAI chat completions (temperature 0.8, the same messages) to each server from 1, 2,
+Streams OpenAI chat completions (temperature 0.8, story requests sharing a system prompt, each
+prompt new: no request repeats an earlier one) to each server from 1, 2,
 4, 8 and 16 concurrent clients, each client sending its requests one after another, and prints
 aggregate output tokens/s, requests/s and time to first token (median, p95) per level; the
 single-client decode rate (output tokens after the first / time after the first); and the time to
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -47,9 +49,17 @@ FILLER = ("The mill stood by the river, and every morning the miller counted the
           "farmers brought from the valley. ")
 
 
+_REQUESTS = itertools.count(1)
+
+
 def story(i: int) -> list[dict]:
+    """A story request no earlier request repeats: the number after the shared system prompt makes
+    each prompt new to both servers. (With the same 16 prompts every round, llama-server's 16
+    slots answered repeats from their cached prompts, 1 token to prefill, while Candor, keeping its
+    running sequences in adjacent slots, had overwritten those caches: that measured the cache, not
+    serving; README, "Concurrency".)"""
     return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Write a short story about {TOPICS[i % len(TOPICS)]}."}]
+            {"role": "user", "content": f"Story {next(_REQUESTS)}: write a short story about {TOPICS[i % len(TOPICS)]}."}]
 
 
 @dataclass
