@@ -273,6 +273,64 @@ async def test_concurrent_requests_run_in_one_slot_run(four_slots):
     assert calls >= 8 and runs == calls
 
 
+async def test_a_gap_left_by_a_sequence_ending_early_is_closed(four_slots):
+    from candor.engine.batching import GAP_STEPS
+
+    """Three requests in slots 0-2; the middle one ends after 4 tokens. The other two would cost
+    two passes a step from then on; once no new request has filled the gap for GAP_STEPS steps,
+    one of them is moved beside the other instead, and both still get the text they get alone."""
+    eng = four_slots
+    await eng.clear_cache()
+    long_a, short, long_c = chat(QUESTIONS[1], max_tokens=40), chat(QUESTIONS[2], max_tokens=4), \
+        chat(QUESTIONS[3], max_tokens=40)
+    alone = [await traced(eng, r) for r in (long_a, long_c)]
+    await eng.clear_cache()
+    before = (eng.decode_stats.calls, eng.decode_stats.slot_runs, eng.slot_moves)
+    together = await asyncio.gather(*(traced(eng, r) for r in (long_a, short, long_c)))
+    calls, runs, moves = (now - then for now, then in
+                          zip((eng.decode_stats.calls, eng.decode_stats.slot_runs, eng.slot_moves), before))
+    assert together[1][1].stop_reason == "max_tokens" and together[1][1].usage.output_tokens == 4
+    assert [fin.usage.output_tokens for _, fin, _ in together] == [40, 4, 40]  # both ran on past the gap
+    assert moves == 1
+    assert calls >= 40 and runs - calls <= GAP_STEPS  # two passes a step only while the gap waited
+    for (text_a, _, trace_a), (text_b, _, trace_b) in zip(alone, (together[0], together[2])):
+        if assert_same_or_near_tie(trace_a, trace_b):
+            assert text_a == text_b
+
+
+async def test_a_recent_conversation_in_the_slot_contiguity_takes_is_kept_for_its_follow_up(model_path):
+    """Slots 0-2 cache three conversations, X (slot 2) the most recent; A runs in slot 3. A new
+    request B can only go beside A, in slot 2: X's conversation is copied to the least recently
+    used slot first, so X's follow-up, sent while A and B run, still finds its whole prefix."""
+    from candor.engine.llama import LlamaConfig, LlamaEngine
+
+    eng = LlamaEngine("fresh", LlamaConfig(model_path=model_path, context_window=512, slots=4))  # no slot history
+    try:
+        await _conversation_kept(eng)
+    finally:
+        await eng.close()
+
+
+async def _conversation_kept(eng) -> None:
+    for question in QUESTIONS[:2]:  # slots 0 and 1
+        await collect(eng.generate(chat(question, max_tokens=4)))
+    x_first = [Message("user", "What is the tallest mountain on Earth?")]
+    x_answer, _ = await collect(eng.generate(GenerateRequest(prompt=render(x_first).text, max_tokens=16,
+                                                             sampling=GREEDY)))
+    assert eng.last_slot == 2
+    spills = eng.slot_spills
+    busy = [asyncio.create_task(collect(eng.generate(chat(QUESTIONS[4], max_tokens=120))))]
+    await asyncio.sleep(0.3)
+    busy.append(asyncio.create_task(collect(eng.generate(chat(QUESTIONS[5], max_tokens=120)))))
+    await asyncio.sleep(0.3)
+    follow = render(x_first + [Message("assistant", x_answer), Message("user", "How high is it?")])
+    await collect(eng.generate(GenerateRequest(prompt=follow.text, max_tokens=4, sampling=GREEDY)))
+    reused = eng.last_reused_tokens
+    await asyncio.gather(*busy)
+    assert eng.slot_spills - spills == 1
+    assert reused >= await eng.count_tokens(render(x_first).text) - 1
+
+
 def test_slot_runs_counts_runs_of_consecutive_slots():
     from candor.engine.batching import slot_runs
 

@@ -15,7 +15,8 @@ Python's work per step is O(active sequences); no logits are copied unless a job
   prefills its new tokens, even under load.
 - Running sequences are kept in adjacent slots and each batch is ordered by slot: llama.cpp
   computes each run of consecutive sequence ids as a separate pass over the weights, so eight
-  sequences in scattered slots cost up to eight passes a step (see `Batcher._place`).
+  sequences in scattered slots cost up to eight passes a step (see `Batcher._place`); a gap a
+  sequence leaves when it ends early is closed by moving the sequences beyond it (`_compact`).
 - A seeded sampled job runs "solo": its prompt is evaluated whole, in its own `llama_decode`
   calls, never batched with others. llama.cpp's logits move in the last bits with batch
   composition, enough to change a sampled token; solo jobs see the same computation whatever else
@@ -46,6 +47,10 @@ PREFILL_CHUNK = 128  # prompt tokens per step while other sequences decode (see 
 # batched or not (Q4_1 has no batched matrix kernel), so a shared system prompt pays at once (the
 # README's concurrency section has the benchmark's before/after, 64 -> 8).
 MOVE_MIN_TOKENS = 8
+# Steps a gap between running slots is left for a new request to fill (a client that got its answer
+# sends the next one within a step or two) before `Batcher._compact` moves a sequence to close it:
+# two steps in two passes cost about what one move costs.
+GAP_STEPS = 2
 
 
 @dataclass
@@ -160,7 +165,10 @@ class Batcher:
         self.last_slot = -1  # the slot the last started job went to
         self.last_full_grammar_passes = 0  # tokens of the last constrained job the grammar refused
         self.solo_steps = 0  # llama_decode calls made for solo jobs (for tests and benchmarks)
-        self.slot_copies = 0  # cached prefixes copied beside the running slots (see `_place`)
+        self.slot_copies = 0  # KV streams copied from slot to slot (see `_place` and `_compact`)
+        self.slot_moves = 0  # running sequences moved to close a gap (see `_compact`)
+        self.slot_spills = 0  # cached conversations copied aside before their slot was taken (`_keep`)
+        self._gap_steps = 0  # steps in a row the running slots have formed more than one run
         self.stats = DecodeStats()  # read by /metrics: how full the batches are and how long they take
         self._thread = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
         self._thread.start()
@@ -228,6 +236,7 @@ class Batcher:
                     self._post(job, exc)
                     self._post_ended(job)
             try:
+                self._compact()
                 self._step()
             except BaseException as exc:  # noqa: BLE001 - every active job hears of it, none hangs
                 for seq in list(self._active):
@@ -303,9 +312,79 @@ class Batcher:
         # The longest cached prefix anywhere, a running slot's included (requests sharing a system
         # prompt: the running ones hold it too).
         donor = max((s for s in range(self.slots) if s != target), key=shared)
-        if shared(donor) - shared(target) >= MOVE_MIN_TOKENS:
+        copy = shared(donor) - shared(target) >= MOVE_MIN_TOKENS
+        self._keep(target, shared(target), avoid=donor if copy else None)
+        if copy:
             self._copy_slot(donor, target)
         return target
+
+    def _keep(self, slot: int, kept: int, avoid: int | None = None) -> None:
+        """Before free `slot` is overwritten beyond its first `kept` tokens for contiguity's sake
+        (`_place`, `_compact`), copy what it caches (someone's conversation, awaiting a follow-up)
+        to the free slot that is least worth keeping: an empty one, else the least recently used,
+        if that is older. Without this, a slot beside the running ones was evicted however recent
+        its conversation, while the cache of a slot far from them stayed idle."""
+        cached = self._slot_kv[slot]
+        if len(cached) - kept < MOVE_MIN_TOKENS:
+            return
+        if any(s != slot and self._slot_kv[s][:len(cached)] == cached for s in range(self.slots)):
+            return  # another slot holds it too
+        spare = [s for s in range(self.slots) if self._slot_free[s] and s not in (slot, avoid)]
+        if not spare:
+            return
+        dest = min(spare, key=lambda s: (bool(self._slot_kv[s]), self._slot_used[s]))
+        if self._slot_kv[dest] and self._slot_used[dest] >= self._slot_used[slot]:
+            return  # everything else free is as recent: `slot` is the one to lose
+        self._copy_slot(slot, dest)
+        self._slot_used[dest] = self._slot_used[slot]
+        self.slot_spills += 1
+
+    def _compact(self) -> None:
+        """Close the gaps that sequences ending early leave between running ones.
+
+        Each run of consecutive slots in a batch costs a pass over the weights (see `_place`), so
+        when the sequence in slot 1 of slots 0-3 ends, the other three cost two passes a step until
+        a new request happens to fill slot 1. Moving the edge sequences of the smallest run beside
+        another run (a copy of their KV stream, 10-20 ms once) saves that pass (about 8 ms) on every
+        step that follows; a run is moved only while one of its sequences still has at least
+        MOVE_MIN_TOKENS tokens to go (prompt left to prefill, plus tokens it may still generate),
+        and only once a gap has stood for GAP_STEPS steps without a new request filling it."""
+        self._gap_steps = self._gap_steps + 1 if slot_runs(s.slot for s in self._active if not s.job.solo) > 1 else 0
+        if self._gap_steps <= GAP_STEPS:
+            return
+        while True:
+            runs = _runs(sorted(seq.slot for seq in self._active if not seq.job.solo))
+            if len(runs) <= 1:
+                return
+            small = min(runs, key=len)
+            by_slot = {seq.slot: seq for seq in self._active}
+            if max(self._tokens_to_go(by_slot[s]) for s in small) < MOVE_MIN_TOKENS:
+                return
+            others = {s for run in runs if run is not small for s in run}
+            targets = [s for s in range(self.slots) if self._slot_free[s] and (s - 1 in others or s + 1 in others)]
+            # the most runs joined first, then the least worth keeping: an empty slot, then the least recent
+            target = max(targets, key=lambda s: ((s - 1 in others) + (s + 1 in others), not self._slot_kv[s],
+                                                 -self._slot_used[s]))
+            self._move(by_slot[small[0]], target)
+
+    @staticmethod
+    def _tokens_to_go(seq: _Sequence) -> int:
+        """Prompt tokens still to prefill (the KV cache holds the prompt, then the answer so far) plus
+        answer tokens it may still generate."""
+        return max(len(seq.job.tokens) - len(seq.kv), 0) + seq.job.max_tokens - seq.output_tokens
+
+    def _move(self, seq: _Sequence, target: int) -> None:
+        """Carry a running sequence to a free slot: its KV stream copied there, its old slot freed
+        (keeping a copy of the tokens so far as a cached prefix)."""
+        source = seq.slot
+        self._keep(target, 0, avoid=source)
+        self._copy_slot(source, target)
+        self._slot_kv[target] = seq.kv  # the sequence's own list goes on growing in its new slot
+        self._slot_kv[source] = list(seq.kv)
+        self._slot_free[target], self._slot_free[source] = False, True
+        self._slot_used[source] = self._steps
+        seq.slot = target
+        self.slot_moves += 1
 
     def _copy_slot(self, source: int, target: int) -> None:
         """Make `target`'s KV cache a copy of `source`'s (llama.cpp copies the whole stream
@@ -518,8 +597,18 @@ def _dispatch(items: list[tuple[Job, Any]]) -> None:
 
 def slot_runs(slots) -> int:
     """How many runs of consecutive numbers the slots form (each is one pass in llama.cpp)."""
-    ordered = sorted(set(slots))
-    return sum(1 for i, slot in enumerate(ordered) if i == 0 or ordered[i - 1] != slot - 1)
+    return len(_runs(sorted(set(slots))))
+
+
+def _runs(ordered: list[int]) -> list[list[int]]:
+    """Sorted distinct numbers split into runs of consecutive ones."""
+    runs: list[list[int]] = []
+    for slot in ordered:
+        if runs and runs[-1][-1] == slot - 1:
+            runs[-1].append(slot)
+        else:
+            runs.append([slot])
+    return runs
 
 
 def common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:

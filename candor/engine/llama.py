@@ -186,8 +186,18 @@ class LlamaEngine(Engine):
 
     @property
     def slot_copies(self) -> int:
-        """Cached prefixes copied to a slot beside the running ones (see batching.Batcher._place)."""
+        """KV streams copied from slot to slot (see batching.Batcher._place and _compact)."""
         return self._batcher.slot_copies
+
+    @property
+    def slot_moves(self) -> int:
+        """Running sequences moved to close a gap between slots (see batching.Batcher._compact)."""
+        return self._batcher.slot_moves
+
+    @property
+    def slot_spills(self) -> int:
+        """Cached conversations copied aside before their slot was taken (batching.Batcher._keep)."""
+        return self._batcher.slot_spills
 
     @property
     def solo_steps(self) -> int:
