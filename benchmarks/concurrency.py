@@ -4,8 +4,11 @@ Streams OpenAI chat completions (temperature 0.8, story requests sharing a syste
 prompt new: no request repeats an earlier one) to each server from 1, 2,
 4, 8 and 16 concurrent clients, each client sending its requests one after another, and prints
 aggregate output tokens/s, requests/s and time to first token (median, p95) per level; the
-single-client decode rate (output tokens after the first / time after the first); and the time to
-first token of a follow-up turn in a ~1,000-token conversation while 8 other clients stream.
+single-client decode rate (output tokens after the first / time after the first); the time to
+first token of a follow-up turn in a ~1,000-token conversation while 8 other clients stream; and
+a multi-turn test (`--conversations`, 12 by default): people chatting at once, each reading an
+answer for 0.5-3 s before the next turn, answers of 32-128 tokens, so that sequences end at
+different steps and a follow-up is fast only if its conversation is still cached.
 
 `llama-server` comes from `benchmarks/build_llama_server.sh` (llama.cpp's sources in the
 llama-cpp-python source package the engine runs; same CPU flags); without it that column is
@@ -25,6 +28,7 @@ import contextlib
 import itertools
 import json
 import os
+import random
 import socket
 import statistics
 import sys
@@ -60,6 +64,11 @@ def story(i: int) -> list[dict]:
     serving; README, "Concurrency".)"""
     return [{"role": "system", "content": SYSTEM},
             {"role": "user", "content": f"Story {next(_REQUESTS)}: write a short story about {TOPICS[i % len(TOPICS)]}."}]
+
+
+FOLLOW_UPS = ["What happens next?", "Tell me more about the main character.", "How does it end?",
+              "Give the story a title and explain it."]
+ANSWER_LENGTHS = [32, 96, 64, 128]  # max_tokens per turn, varied so that sequences end at different steps
 
 
 @dataclass
@@ -107,6 +116,35 @@ async def level(client: httpx.AsyncClient, model: str, clients: int, per_client:
             "ttft_median": statistics.median(ttfts), "ttft_p95": ttfts[min(len(ttfts) - 1, int(0.95 * len(ttfts)))],
             "decode": statistics.median(decode), "tokens": statistics.mean(r.tokens for r in results),
             "ttft_mean": statistics.mean(ttfts)}
+
+
+async def conversations(client: httpx.AsyncClient, model: str, clients: int, turns: int) -> dict:
+    """`clients` people in multi-turn chats at once: each sends a turn, reads the answer for a
+    while (0.5-3 s, the same pauses for every server), then sends the next turn with the whole
+    history. Answers vary in length, so sequences end at different steps and slots free up
+    between the others; a follow-up finds its conversation cached only if its slot kept it."""
+    async def one(c: int) -> list[tuple[int, Result]]:
+        pauses = random.Random(c)
+        history = [{"role": "system", "content": SYSTEM}]
+        out = []
+        for t in range(turns):
+            ask = (f"Conversation {next(_REQUESTS)}: tell me a story about {TOPICS[c % len(TOPICS)]}." if t == 0
+                   else FOLLOW_UPS[(t - 1) % len(FOLLOW_UPS)])
+            history.append({"role": "user", "content": ask})
+            result, answer = await stream(client, model, history, ANSWER_LENGTHS[(c + t) % len(ANSWER_LENGTHS)])
+            out.append((t, result))
+            history.append({"role": "assistant", "content": answer.strip() or "(no answer)"})
+            await asyncio.sleep(pauses.uniform(0.5, 3.0))
+        return out
+
+    start = time.perf_counter()
+    results = [r for rs in await asyncio.gather(*(one(c) for c in range(clients))) for r in rs]
+    wall = time.perf_counter() - start
+    firsts = sorted(r.ttft for t, r in results if t == 0)
+    follows = sorted(r.ttft for t, r in results if t > 0)
+    return {"tok_s": sum(r.tokens for _, r in results) / wall, "first_median": statistics.median(firsts),
+            "follow_median": statistics.median(follows),
+            "follow_p95": follows[min(len(follows) - 1, int(0.95 * len(follows)))]}
 
 
 async def follow_up_under_load(client: httpx.AsyncClient, model: str, busy: int, max_tokens: int,
@@ -217,6 +255,7 @@ async def measure_all(servers: list[Server], model: str, args) -> dict[str, dict
     """Both servers stay loaded (an idle one takes no CPU); each level runs on one server, then on
     the other, for `--rounds` rounds, so drift in the machine's speed hits both alike."""
     runs: dict[str, dict[int, list[dict]]] = {s.name: {c: [] for c in args.levels} for s in servers}
+    chats: dict[str, list[dict]] = {s.name: [] for s in servers}
     for server in servers:
         async with server.client() as client:
             await stream(client, model, story(0), 8)  # warm up
@@ -237,10 +276,27 @@ async def measure_all(servers: list[Server], model: str, args) -> dict[str, dict
                 print(f"  round {r + 1} {server.name:<12} {clients:>2} clients: {row['tok_s']:6.1f} tok/s, "
                       f"{row['req_s']:.2f} req/s, TTFT median {row['ttft_median']:.2f} s p95 {row['ttft_p95']:.2f} s, "
                       f"{row['tokens']:.0f} tokens/answer{inside}", flush=True)
+        if args.conversations:
+            for server in servers:
+                async with server.client() as client:
+                    before = await server.passes(client)
+                    row = await conversations(client, model, args.conversations, args.turns)
+                    after = await server.passes(client)
+                chats[server.name].append(row)
+                inside = ""
+                if before and after and after[0] > before[0]:
+                    calls, tokens, _, slot_runs, _, _ = (a - b for a, b in zip(after, before))
+                    inside = f"; inside: {tokens / calls:.1f} tokens and {slot_runs / calls:.2f} slot runs per forward pass"
+                print(f"  round {r + 1} {server.name:<12} {args.conversations} conversations x {args.turns} turns: "
+                      f"{row['tok_s']:6.1f} tok/s, first-turn TTFT median {row['first_median']:.2f} s, follow-up TTFT "
+                      f"median {row['follow_median']:.2f} s p95 {row['follow_p95']:.2f} s{inside}", flush=True)
     results: dict[str, dict] = {}
     for server in servers:
         out: dict = {"levels": {c: {k: statistics.median(row[k] for row in rows) for k in rows[0]}
                                 for c, rows in runs[server.name].items()}}
+        if chats[server.name]:
+            out["conversations"] = {k: statistics.median(row[k] for row in chats[server.name])
+                                    for k in chats[server.name][0]}
         async with server.client() as client:
             out["follow_first"], out["follow_up"] = await follow_up_under_load(
                 client, model, args.busy, args.max_tokens, args.follow_repeats)
@@ -270,8 +326,11 @@ async def main() -> None:
     parser.add_argument("--follow-repeats", type=int, default=3)
     parser.add_argument("--llama-server", help="path of llama-server (default: the build script's output)")
     parser.add_argument("--only", choices=["candor", "llama-server"])
+    parser.add_argument("--conversations", type=int, default=12,
+                        help="people chatting at once in the multi-turn test (0: skip it)")
+    parser.add_argument("--turns", type=int, default=4, help="turns per conversation in the multi-turn test")
     args = parser.parse_args()
-    args.levels = [int(x) for x in args.levels.split(",")]
+    args.levels = [int(x) for x in args.levels.split(",") if x]
     path = ensure_weights(load_registry().get("candor-instant"))
     threads = available_cores()
     print(f"model {path.name}; {threads} threads; {args.slots} slots x {args.slot_context} tokens; flash attention on; "
@@ -315,6 +374,12 @@ def report(results: dict[str, dict], args) -> None:
         cells += [f"{r['ttft_median']:.2f} / {r['ttft_p95']:.2f} s" for r in rows]
         print(f"| {clients} | " + " | ".join(cells) + " |")
     print()
+    for n in names:
+        if "conversations" in results[n]:
+            c = results[n]["conversations"]
+            print(f"{n}: {args.conversations} conversations x {args.turns} turns: follow-up TTFT median "
+                  f"{c['follow_median']:.2f} s, p95 {c['follow_p95']:.2f} s; first turn {c['first_median']:.2f} s; "
+                  f"{c['tok_s']:.1f} tok/s")
     for n in names:
         r = results[n]
         single = r["levels"].get(1)
