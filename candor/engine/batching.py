@@ -292,7 +292,7 @@ class Batcher:
             cached = self._slot_kv[slot]
             reuse = min(common_prefix(cached, job.tokens), limit)
             continues = max(reuse - (len(cached) - reuse), 0)
-            return continues, reuse if 2 * reuse >= len(job.tokens) else 0, not cached, -self._slot_used[slot]
+            return continues, reuse if 2 * reuse >= len(job.tokens) else 0, not self._worth(slot), -self._slot_used[slot]
 
         def shared(slot: int) -> int:
             return min(common_prefix(self._slot_kv[slot], job.tokens), limit)
@@ -325,15 +325,13 @@ class Batcher:
         if that is older. Without this, a slot beside the running ones was evicted however recent
         its conversation, while the cache of a slot far from them stayed idle."""
         cached = self._slot_kv[slot]
-        if len(cached) - kept < MOVE_MIN_TOKENS:
-            return
-        if any(s != slot and self._slot_kv[s][:len(cached)] == cached for s in range(self.slots)):
-            return  # another slot holds it too
+        if len(cached) - kept < MOVE_MIN_TOKENS or not self._worth(slot):
+            return  # little beyond what the new job keeps, or another slot holds nearly all of it too
         spare = [s for s in range(self.slots) if self._slot_free[s] and s not in (slot, avoid)]
         if not spare:
             return
-        dest = min(spare, key=lambda s: (bool(self._slot_kv[s]), self._slot_used[s]))
-        if self._slot_kv[dest] and self._slot_used[dest] >= self._slot_used[slot]:
+        dest = min(spare, key=lambda s: (self._worth(s), self._slot_used[s]))
+        if self._worth(dest) and self._slot_used[dest] >= self._slot_used[slot]:
             return  # everything else free is as recent: `slot` is the one to lose
         self._copy_slot(slot, dest)
         self._slot_used[dest] = self._slot_used[slot]
@@ -363,7 +361,7 @@ class Batcher:
             others = {s for run in runs if run is not small for s in run}
             targets = [s for s in range(self.slots) if self._slot_free[s] and (s - 1 in others or s + 1 in others)]
             # the most runs joined first, then the least worth keeping: an empty slot, then the least recent
-            target = max(targets, key=lambda s: ((s - 1 in others) + (s + 1 in others), not self._slot_kv[s],
+            target = max(targets, key=lambda s: ((s - 1 in others) + (s + 1 in others), not self._worth(s),
                                                  -self._slot_used[s]))
             self._move(by_slot[small[0]], target)
 
@@ -385,6 +383,17 @@ class Batcher:
         self._slot_used[source] = self._steps
         seq.slot = target
         self.slot_moves += 1
+
+    def _worth(self, slot: int) -> bool:
+        """Whether a slot's cache is worth keeping: it holds at least MOVE_MIN_TOKENS tokens that no
+        other slot's cache also holds at the same positions. The copy a follow-up leaves in its old
+        slot is not (the new slot has it all but the last few tokens, which re-tokenising the
+        answer's text changed), nor is an empty slot; a conversation awaiting its next turn is."""
+        cached = self._slot_kv[slot]
+        if len(cached) < MOVE_MIN_TOKENS:
+            return False
+        shared = max((common_prefix(cached, self._slot_kv[s]) for s in range(self.slots) if s != slot), default=0)
+        return len(cached) - shared >= MOVE_MIN_TOKENS
 
     def _copy_slot(self, source: int, target: int) -> None:
         """Make `target`'s KV cache a copy of `source`'s (llama.cpp copies the whole stream
@@ -612,10 +621,24 @@ def _runs(ordered: list[int]) -> list[list[int]]:
 
 
 def common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:
-    """How many leading tokens the two sequences share."""
-    n = 0
-    for a, b in zip(cached, tokens):
-        if a != b:
-            break
-        n += 1
-    return n
+    """How many leading tokens the two sequences share. Slices of growing length are compared in
+    C, then the first unequal one is halved: placement compares a prompt with every slot's cache,
+    thousands of tokens each, at every request."""
+    a = cached if isinstance(cached, list) else list(cached)
+    b = tokens if isinstance(tokens, list) else list(tokens)
+    n = min(len(a), len(b))
+    lo, step = 0, 16  # invariant: the first lo tokens match
+    while True:
+        hi = min(lo + step, n)
+        if a[lo:hi] != b[lo:hi]:
+            break  # the first hi do not
+        if hi == n:
+            return n
+        lo, step = hi, step * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
