@@ -331,6 +331,24 @@ async def _conversation_kept(eng) -> None:
     assert reused >= await eng.count_tokens(render(x_first).text) - 1
 
 
+def test_common_prefix_agrees_with_a_token_by_token_count():
+    import random
+
+    from candor.engine.batching import common_prefix
+
+    def counted(a, b):
+        n = 0
+        while n < min(len(a), len(b)) and a[n] == b[n]:
+            n += 1
+        return n
+
+    rng = random.Random(0)
+    for _ in range(3000):
+        a = [rng.randint(0, 2) for _ in range(rng.randint(0, 300))]
+        b = a[:rng.randint(0, len(a))] + [rng.randint(0, 2) for _ in range(rng.randint(0, 40))]
+        assert common_prefix(a, b) == common_prefix(b, a) == common_prefix(tuple(a), b) == counted(a, b)
+
+
 def test_slot_runs_counts_runs_of_consecutive_slots():
     from candor.engine.batching import slot_runs
 
