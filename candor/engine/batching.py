@@ -321,8 +321,8 @@ class Batcher:
     def _keep(self, slot: int, kept: int, avoid: int | None = None) -> None:
         """Before free `slot` is overwritten beyond its first `kept` tokens for contiguity's sake
         (`_place`, `_compact`), copy what it caches (someone's conversation, awaiting a follow-up)
-        to the free slot that is least worth keeping: an empty one, else the least recently used,
-        if that is older. Without this, a slot beside the running ones was evicted however recent
+        to the free slot least worth keeping: one that is empty or holds what other slots hold too
+        (`_worth`), else the least recently used, if that is older. Without this, a slot beside the running ones was evicted however recent
         its conversation, while the cache of a slot far from them stayed idle."""
         cached = self._slot_kv[slot]
         if len(cached) - kept < MOVE_MIN_TOKENS or not self._worth(slot):
@@ -360,7 +360,9 @@ class Batcher:
                 return
             others = {s for run in runs if run is not small for s in run}
             targets = [s for s in range(self.slots) if self._slot_free[s] and (s - 1 in others or s + 1 in others)]
-            # the most runs joined first, then the least worth keeping: an empty slot, then the least recent
+            if not targets:
+                return  # the slots beside the other runs are a solo job's
+            # the most runs joined first, then the least worth keeping (empty or duplicated), then the least recent
             target = max(targets, key=lambda s: ((s - 1 in others) + (s + 1 in others), not self._worth(s),
                                                  -self._slot_used[s]))
             self._move(by_slot[small[0]], target)
