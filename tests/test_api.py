@@ -266,6 +266,9 @@ def test_metrics_count_the_engine_forward_passes(server, client):
     after = passes()
     assert after["calls"] >= before["calls"] + 3  # the prompt, then one pass per sampled token but the last
     assert after["tokens"] > before["tokens"] + 3 and after["seconds"] > before["seconds"]
+    text = HTTP.get(f"{server}/metrics", headers={"x-api-key": KEY}).text
+    for reason in ("prefix", "move", "spill"):  # KV stream copies between slots, by why they were made
+        assert f'candor_engine_kv_copies_total{{model="candor-instant",reason="{reason}"}}' in text
 
 
 def test_request_too_large(server):

@@ -39,7 +39,16 @@ class Metrics:
                                              ("seconds", "Seconds spent in batched forward passes"),
                                              ("slot_runs", ("Runs of consecutive slots in batched forward passes "
                                                             "(llama.cpp computes each run as its own pass)")))}
+                copies = CounterMetricFamily(
+                    "candor_engine_kv_copies", "KV cache streams copied between slots: a cached prefix copied to a "
+                    "new request's slot (prefix), a running sequence moved to close a gap (move), a cached "
+                    "conversation saved before its slot was taken (spill)", labels=["model", "reason"])
                 for model in hub_ref.loaded():
+                    moves, spills = getattr(model.engine, "slot_moves", None), getattr(model.engine, "slot_spills", None)
+                    if moves is not None and spills is not None:
+                        copies.add_metric([model.name, "prefix"], model.engine.slot_copies - moves - spills)
+                        copies.add_metric([model.name, "move"], moves)
+                        copies.add_metric([model.name, "spill"], spills)
                     queue = getattr(model.engine, "queue", None)
                     if queue is not None:
                         depth.add_metric([model.name], queue.depth)
@@ -51,6 +60,7 @@ class Metrics:
                 yield depth
                 yield busy
                 yield from passes.values()
+                yield copies
 
         self.registry.register(QueueCollector())
 
