@@ -251,6 +251,14 @@ class Server:
         return httpx.AsyncClient(base_url=self.base, timeout=600, limits=limits)
 
 
+def between(before: tuple[float, ...] | None, after: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    """Candor's /metrics totals (`Server.passes`) accrued between two readings; None for a server
+    without them, or when no forward pass ran."""
+    if not before or not after or after[0] <= before[0]:
+        return None
+    return tuple(a - b for a, b in zip(after, before))
+
+
 async def measure_all(servers: list[Server], model: str, args) -> dict[str, dict]:
     """Both servers stay loaded (an idle one takes no CPU); each level runs on one server, then on
     the other, for `--rounds` rounds, so drift in the machine's speed hits both alike."""
@@ -268,8 +276,8 @@ async def measure_all(servers: list[Server], model: str, args) -> dict[str, dict
                     after = await server.passes(client)
                 runs[server.name][clients].append(row)
                 inside = ""
-                if before and after and after[0] > before[0]:
-                    calls, tokens, seconds, slot_runs, ttft_sum, ttft_count = (a - b for a, b in zip(after, before))
+                if (passed := between(before, after)) is not None:
+                    calls, tokens, seconds, slot_runs, ttft_sum, ttft_count = passed
                     inside = (f"; inside: {tokens / calls:.1f} tokens, {slot_runs / calls:.2f} slot runs and "
                               f"{1000 * seconds / calls:.1f} ms per forward pass; TTFT mean {row['ttft_mean']:.3f} s "
                               f"at the client, {ttft_sum / max(1, ttft_count):.3f} s from the generation's start")
@@ -284,8 +292,8 @@ async def measure_all(servers: list[Server], model: str, args) -> dict[str, dict
                     after = await server.passes(client)
                 chats[server.name].append(row)
                 inside = ""
-                if before and after and after[0] > before[0]:
-                    calls, tokens, _, slot_runs, _, _ = (a - b for a, b in zip(after, before))
+                if (passed := between(before, after)) is not None:
+                    calls, tokens, _, slot_runs, _, _ = passed
                     inside = f"; inside: {tokens / calls:.1f} tokens and {slot_runs / calls:.2f} slot runs per forward pass"
                 print(f"  round {r + 1} {server.name:<12} {args.conversations} conversations x {args.turns} turns: "
                       f"{row['tok_s']:6.1f} tok/s, first-turn TTFT median {row['first_median']:.2f} s, follow-up TTFT "

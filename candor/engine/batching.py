@@ -322,8 +322,9 @@ class Batcher:
         """Before free `slot` is overwritten beyond its first `kept` tokens for contiguity's sake
         (`_place`, `_compact`), copy what it caches (someone's conversation, awaiting a follow-up)
         to the free slot least worth keeping: one that is empty or holds what other slots hold too
-        (`_worth`), else the least recently used, if that is older. Without this, a slot beside the running ones was evicted however recent
-        its conversation, while the cache of a slot far from them stayed idle."""
+        (`_worth`), else the least recently used, if that is older. Without this, a slot beside the
+        running ones was evicted however recent its conversation, while the cache of a slot far
+        from them stayed idle."""
         cached = self._slot_kv[slot]
         if len(cached) - kept < MOVE_MIN_TOKENS or not self._worth(slot):
             return  # little beyond what the new job keeps, or another slot holds nearly all of it too
@@ -347,13 +348,14 @@ class Batcher:
         step that follows; a run is moved only while one of its sequences still has at least
         MOVE_MIN_TOKENS tokens to go (prompt left to prefill, plus tokens it may still generate),
         and only once a gap has stood for GAP_STEPS steps without a new request filling it."""
-        self._gap_steps = self._gap_steps + 1 if slot_runs(s.slot for s in self._active if not s.job.solo) > 1 else 0
+        def batched_runs() -> list[list[int]]:
+            return _runs(sorted(seq.slot for seq in self._active if not seq.job.solo))
+
+        runs = batched_runs()
+        self._gap_steps = self._gap_steps + 1 if len(runs) > 1 else 0
         if self._gap_steps <= GAP_STEPS:
             return
-        while True:
-            runs = _runs(sorted(seq.slot for seq in self._active if not seq.job.solo))
-            if len(runs) <= 1:
-                return
+        while len(runs) > 1:
             small = min(runs, key=len)
             by_slot = {seq.slot: seq for seq in self._active}
             if max(self._tokens_to_go(by_slot[s]) for s in small) < MOVE_MIN_TOKENS:
@@ -366,6 +368,7 @@ class Batcher:
             target = max(targets, key=lambda s: ((s - 1 in others) + (s + 1 in others), not self._worth(s),
                                                  -self._slot_used[s]))
             self._move(by_slot[small[0]], target)
+            runs = batched_runs()
 
     @staticmethod
     def _tokens_to_go(seq: _Sequence) -> int:
@@ -379,8 +382,8 @@ class Batcher:
         source = seq.slot
         self._keep(target, 0, avoid=source)
         self._copy_slot(source, target)
-        self._slot_kv[target] = seq.kv  # the sequence's own list goes on growing in its new slot
-        self._slot_kv[source] = list(seq.kv)
+        # the sequence's own list goes on growing in its new slot; the copy stays with the old one
+        self._slot_kv[target], self._slot_kv[source] = seq.kv, self._slot_kv[target]
         self._slot_free[target], self._slot_free[source] = False, True
         self._slot_used[source] = self._steps
         seq.slot = target
