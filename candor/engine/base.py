@@ -36,6 +36,33 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class RepetitionGuard:
+    """A model's guard against loops, as llama.cpp's samplers (applied before temperature and
+    greedy choice, to the answer's own tokens, not the prompt's). SmolLM2-135M-Instruct decoded
+    greedily repeats one sentence or list item to `max_tokens` in half of everyday requests; see
+    the registry's candor-instant entry and the README.
+
+    DRY ("don't repeat yourself") lowers the logit of a token that would extend a sequence already
+    seen in the answer, by `dry_multiplier * dry_base ** (length - dry_allowed_length)`; its
+    sequences restart at newlines, colons, quotes and asterisks, so list and table structure stay
+    free. `repeat_penalty` divides the logits of tokens among the last `repeat_last_n` (1.0: off)."""
+
+    dry_multiplier: float = 0.0  # 0: no DRY
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = 1024
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64
+
+    @property
+    def active(self) -> bool:
+        return self.dry_multiplier > 0 or self.repeat_penalty != 1.0
+
+
+DRY_BREAKERS = ("\n", ":", "\"", "*")  # llama.cpp's own defaults
+
+
+@dataclass(frozen=True)
 class GenerateRequest:
     """A fully rendered prompt plus limits: engines never see chat messages.
 

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from candor.engine.base import Finish, SamplingParams, TextDelta, Usage
+from candor.engine.base import DRY_BREAKERS, Finish, RepetitionGuard, SamplingParams, TextDelta, Usage
 from candor.engine.stops import StopMatcher
 from candor.errors import EngineError
 
@@ -121,8 +121,10 @@ class Batcher:
     """The worker thread and the llama.cpp context it alone touches."""
 
     def __init__(self, lib, model, vocab, *, slots: int, slot_context: int, threads: int, flash_attn: bool,
-                 batch_size: int, adapter=None, adapter_scale: float = 1.0, name: str = "model"):
+                 batch_size: int, adapter=None, adapter_scale: float = 1.0,
+                 repetition: RepetitionGuard | None = None, name: str = "model"):
         self._lib = lib
+        self.repetition = repetition or RepetitionGuard()
         self._vocab = vocab
         self.slots = slots
         self.name = name
@@ -246,7 +248,9 @@ class Batcher:
     def _start(self, job: Job) -> None:
         seq = _Sequence(job, -1, [])
         if job.max_tokens > 0:
-            seq.chain = self._sampler_chain(job.sampling)
+            # A grammar's refused tokens would enter the loop guard's history (ConstrainedSampler samples
+            # the chain first), and a format's structure repeats by design: constrained answers go without.
+            seq.chain = self._sampler_chain(job.sampling, guard=not job.grammar)
             if job.grammar:
                 from candor.engine.grammar_sampling import ConstrainedSampler
 
@@ -408,9 +412,11 @@ class Batcher:
         self._slot_kv[target] = list(self._slot_kv[source])
         self.slot_copies += 1
 
-    def _sampler_chain(self, sampling: SamplingParams):
+    def _sampler_chain(self, sampling: SamplingParams, guard: bool = True):
         lib = self._lib
         chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if guard:
+            self._add_repetition_guard(chain)
         if sampling.temperature <= 0:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
             return chain
@@ -422,6 +428,18 @@ class Batcher:
         seed = sampling.seed if sampling.seed is not None else random.getrandbits(31)
         lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
         return chain
+
+    def _add_repetition_guard(self, chain) -> None:
+        """The model's `RepetitionGuard` samplers at the head of `chain` (llama.cpp's order)."""
+        lib, guard = self._lib, self.repetition
+        if guard.repeat_penalty != 1.0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_penalties(
+                self._n_vocab, guard.repeat_last_n, guard.repeat_penalty, 0.0, 0.0))
+        if guard.dry_multiplier > 0:
+            breakers = (ctypes.c_char_p * len(DRY_BREAKERS))(*(b.encode() for b in DRY_BREAKERS))
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dry(
+                self._vocab, guard.dry_multiplier, guard.dry_base, guard.dry_allowed_length,
+                guard.dry_penalty_last_n, breakers, len(DRY_BREAKERS)))
 
     def _step(self) -> None:
         for seq in list(self._active):

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 
 from candor.config import settings
-from candor.engine.base import Engine
+from candor.engine.base import Engine, RepetitionGuard
 from candor.engine.weights import Progress, ensure_weights
 from candor.registry import ModelEntry, Registry
 
@@ -31,6 +31,12 @@ class LoadedModel:
 def is_anthropic(entry: ModelEntry) -> bool:
     """A remote entry that speaks Anthropic's Messages API (`remote_protocol = "anthropic"`)."""
     return entry.engine == "remote" and entry.extra.get("remote_protocol") == "anthropic"
+
+
+def repetition_guard(entry: ModelEntry) -> RepetitionGuard:
+    """The loop guard an entry asks for (off unless it sets dry_multiplier or repeat_penalty)."""
+    return RepetitionGuard(entry.dry_multiplier, entry.dry_base, entry.dry_allowed_length,
+                           entry.dry_penalty_last_n, entry.repeat_penalty, entry.repeat_last_n)
 
 
 def build_engine(entry: ModelEntry, progress: Progress | None = None) -> LoadedModel:
@@ -61,7 +67,7 @@ def build_engine(entry: ModelEntry, progress: Progress | None = None) -> LoadedM
     engine = LlamaEngine(entry.name, LlamaConfig(
         model_path=path, context_window=entry.context_window, adapter_path=entry.adapter_path(),
         parse_special=wants_template, max_waiting=limits.max_waiting, slots=limits.slots,
-        slot_context=limits.slot_context))
+        slot_context=limits.slot_context, repetition=repetition_guard(entry)))
     template = engine.chat_template() if wants_template else None
     if entry.prompt_format == "template" and not template:
         from candor.errors import WeightsError

@@ -16,11 +16,11 @@ import os
 import sys
 import tempfile
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from candor.engine.base import Engine, Event, Finish, GenerateRequest, Health
+from candor.engine.base import Engine, Event, Finish, GenerateRequest, Health, RepetitionGuard
 from candor.engine.batching import common_prefix
 from candor.engine.queue import GenerationQueue
 from candor.errors import ContextWindowExceededError, EngineError, InvalidRequestError, WeightsError
@@ -84,6 +84,7 @@ class LlamaConfig:
     max_waiting: int = 16
     slots: int | None = None  # sequences decoded together (default: `default_slots`)
     slot_context: int | None = None  # KV cache per slot (default: context_window); caps one request
+    repetition: RepetitionGuard = field(default_factory=RepetitionGuard)  # loop guard for unconstrained answers (default: none)
 
 
 class LlamaEngine(Engine):
@@ -139,7 +140,7 @@ class LlamaEngine(Engine):
                 self._batcher = Batcher(lib, self._model, self._vocab, slots=slots, slot_context=slot_context,
                                         threads=config.threads or available_cores(), flash_attn=config.flash_attn,
                                         batch_size=config.batch_size, adapter=self._adapter,
-                                        adapter_scale=config.adapter_scale, name=name)
+                                        adapter_scale=config.adapter_scale, repetition=config.repetition, name=name)
         except EngineError as exc:
             self._free_model()
             raise WeightsError(str(exc)) from exc

@@ -38,6 +38,16 @@ SYSTEM_PRESETS = {
 }
 
 
+def loop_guard(entry) -> dict[str, Any]:
+    """The entry's loop guard as a run records it ({} when off: runs from before it stay resumable)."""
+    import dataclasses
+
+    from candor.engine.hub import repetition_guard
+
+    guard = repetition_guard(entry)
+    return {"loop_guard": dataclasses.asdict(guard)} if guard.active else {}
+
+
 class LogprobsUnavailable(CandorError):
     """The model cannot report log-probabilities, and the task needs them."""
 
@@ -134,7 +144,7 @@ class InProcessModel(EvalModel):
         return {"kind": "in-process", "label": self.label, "model": entry.name, "weights": entry.weights,
                 "adapter": adapter_identity(entry), "prompt_format": entry.prompt_format,
                 "context_window": self.context_window, "system_preset": self.preset_name or None,
-                "system_preset_text": self.system_preset}
+                "system_preset_text": self.system_preset, **loop_guard(entry)}
 
     def _request(self, prompt: Prompt, max_tokens: int, temperature: float, stop: Sequence[str],
                  seed: int | None, grammar: str | None):

@@ -163,6 +163,8 @@ def build_blocks(runs: list[Path], out: Path, files: Path) -> list[tuple]:
         desc = some["config"]["model"]
         what = ", ".join(f"{k}: {v}" for k, v in desc.items() if k in ("kind", "model", "weights", "adapter", "url",
                                                                          "system_preset") and v)
+        if desc.get("loop_guard"):
+            what += ", loop guard: " + ", ".join(f"{k} {v}" for k, v in desc["loop_guard"].items())
         rows.append([f"**{model}**", what])
     blocks += [("h2", "Models"), ("table", ["model", "what it is"], rows)]
     for model in models:

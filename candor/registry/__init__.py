@@ -44,6 +44,13 @@ class ModelEntry:
     sha256: str = ""  # expected SHA-256 of the weights file, checked before it is loaded
     system_prompt: str = ""  # the system prompt used when a request brings none
     default_temperature: float = 1.0  # the temperature used when a request names none
+    # Loop guard for the embedded engine (candor.engine.base.RepetitionGuard; llama.cpp's names):
+    dry_multiplier: float = 0.0  # 0: off
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = 1024
+    repeat_penalty: float = 1.0  # 1.0: off
+    repeat_last_n: int = 64
     source: str = ""  # the file this entry (last) came from, for adapter paths and messages
     extra: dict[str, Any] = field(default_factory=dict)  # fields other issues add (rate limits…)
 
@@ -97,6 +104,14 @@ class Registry:
         self._entries[entry.name] = entry
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _entry_from(name: str, data: dict[str, Any], base: ModelEntry | None, source: str) -> ModelEntry:
     where = f"{source}: models.{name}"
     known = {k: v for k, v in data.items() if k in _KNOWN}
@@ -119,6 +134,16 @@ def _entry_from(name: str, data: dict[str, Any], base: ModelEntry | None, source
         ("system_prompt", isinstance(entry.system_prompt, str), "must be a string"),
         ("default_temperature", isinstance(entry.default_temperature, (int, float))
          and 0 <= entry.default_temperature <= 1, "must be a number in 0..1"),
+        ("dry_multiplier", _number(entry.dry_multiplier) and entry.dry_multiplier >= 0, "must be a number >= 0"),
+        ("dry_base", _number(entry.dry_base) and entry.dry_base > 1, "must be a number > 1"),
+        ("dry_allowed_length", _integer(entry.dry_allowed_length) and entry.dry_allowed_length >= 1,
+         "must be an integer >= 1"),
+        ("dry_penalty_last_n", _integer(entry.dry_penalty_last_n) and entry.dry_penalty_last_n >= 1,
+         "must be an integer >= 1"),
+        ("repeat_penalty", _number(entry.repeat_penalty) and entry.repeat_penalty > 0, "must be a number > 0"),
+        ("repeat_last_n", _integer(entry.repeat_last_n) and entry.repeat_last_n >= 1, "must be an integer >= 1"),
+        ("dry_multiplier", entry.engine == "embedded" or (entry.dry_multiplier == 0 and entry.repeat_penalty == 1.0),
+         "and repeat_penalty apply to embedded models only (a remote server has its own sampling settings)"),
     ]
     for name_of_field, ok, why in checks:
         if not ok:
