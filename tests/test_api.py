@@ -255,6 +255,24 @@ def test_openai_create_and_stream(oai):
         oai.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "Hi"}])
 
 
+def test_openai_frequency_and_presence_penalties_reach_the_sampler(oai):
+    """OpenAI's penalties, as the official SDK sends them, reach the sampler (a greedy answer
+    changes; zero changes nothing), and are checked as OpenAI checks them (-2..2); formatted
+    output refuses them."""
+    ask = {"model": "candor-instant", "max_tokens": 40, "temperature": 0,
+           "messages": [{"role": "user", "content": "Name five fruits, then name them again."}]}
+    plain = oai.chat.completions.create(**ask).choices[0].message.content
+    assert oai.chat.completions.create(**ask, frequency_penalty=0, presence_penalty=0).choices[0].message.content == plain
+    penalised = oai.chat.completions.create(**ask, frequency_penalty=2.0, presence_penalty=1.0).choices[0].message.content
+    assert penalised != plain
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.chat.completions.create(**ask, presence_penalty=2.5)
+    assert err.value.body["param"] == "presence_penalty" and "-2..2" in err.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.chat.completions.create(**ask, frequency_penalty=0.5, response_format={"type": "json_object"})
+    assert err.value.body["param"] == "frequency_penalty"
+
+
 def test_metrics_count_the_engine_forward_passes(server, client):
     def passes() -> dict[str, float]:
         text = HTTP.get(f"{server}/metrics", headers={"x-api-key": KEY}).text

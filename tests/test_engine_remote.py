@@ -110,3 +110,15 @@ async def test_next_token_logprobs(completions):
     scores = await completions.next_token_logprobs("The Eiffel Tower is in the city of", [" Paris", " zzzq"])
     assert scores[" Paris"] > scores[" zzzq"]
     assert scores[" Paris"] < 0
+
+
+async def test_penalties_are_sent_to_the_server(completions):
+    """A request's frequency and presence penalties reach llama-cpp-python's real server: the
+    greedy text changes with them, and is the same without them as with zeros."""
+    prompt = "List the colours of the rainbow, then list them again:"
+    texts = []
+    for sampling in (GREEDY, SamplingParams(temperature=0.0, frequency_penalty=0.0),
+                     SamplingParams(temperature=0.0, frequency_penalty=2.0, presence_penalty=1.0)):
+        text, _ = await collect(completions.generate(GenerateRequest(prompt=prompt, max_tokens=30, sampling=sampling)))
+        texts.append(text)
+    assert texts[0] == texts[1] != texts[2]

@@ -42,6 +42,8 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: dict[str, Any] | None = None
@@ -114,7 +116,8 @@ async def chat_completions(body: ChatRequest, request: Request):
     stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     params = ChatParams(max_tokens=max_tokens, temperature=body.temperature,
                         top_p=body.top_p, seed=body.seed, stop_sequences=tuple(stops),
-                        grammar=spec.grammar if spec else None)
+                        grammar=spec.grammar if spec else None, frequency_penalty=body.frequency_penalty or 0.0,
+                        presence_penalty=body.presence_penalty or 0.0)
     placed = None
     if docs:
         admit_for(request).allow_model(entry)

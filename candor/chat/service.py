@@ -26,11 +26,21 @@ class ChatParams:
     seed: int | None = None
     stop_sequences: tuple[str, ...] = field(default_factory=tuple)
     grammar: str | None = None
+    frequency_penalty: float = 0.0  # OpenAI's Chat Completions fields (see SamplingParams)
+    presence_penalty: float = 0.0
+
+    def sampling(self, entry: ModelEntry) -> SamplingParams:
+        return SamplingParams(temperature_for(entry, self.temperature), self.top_p, self.top_k, self.seed,
+                              self.frequency_penalty, self.presence_penalty)
 
     def validate(self, entry: ModelEntry) -> None:
         """Check what can be checked before the model is loaded."""
-        SamplingParams(entry.default_temperature if self.temperature is None else self.temperature,
-                       self.top_p, self.top_k, self.seed).validate()
+        sampling = self.sampling(entry)
+        sampling.validate()
+        if sampling.penalised and self.grammar:
+            field_name = "frequency_penalty" if self.frequency_penalty else "presence_penalty"
+            raise InvalidRequestError("penalties cannot be combined with formatted output (response_format): "
+                                      "a format's structure repeats by design", field=field_name)
         check_max_tokens(entry, self.max_tokens)
         for i, stop in enumerate(self.stop_sequences):
             if not stop:
@@ -69,8 +79,7 @@ def build_request(model: LoadedModel, messages: Iterable[Message | Mapping[str, 
     request = GenerateRequest(
         prompt=rendered.text,
         max_tokens=params.max_tokens,
-        sampling=SamplingParams(temperature_for(model.entry, params.temperature), params.top_p, params.top_k,
-                                params.seed),
+        sampling=params.sampling(model.entry),
         stop_sequences=tuple(params.stop_sequences),
         end_sequences=rendered.end_sequences,
         grammar=_grammar_with_end(params.grammar, rendered),

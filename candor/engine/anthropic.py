@@ -42,6 +42,13 @@ class AnthropicEngine(Engine):
                 "temperature": request.sampling.temperature}
         if system:
             body["system"] = system
+        if request.sampling.penalised:
+            raise InvalidRequestError(f"{self.name} is served by an Anthropic-compatible API, which has no "
+                                      "frequency or presence penalties", field="frequency_penalty")
+        if request.sampling.top_p is not None:
+            body["top_p"] = request.sampling.top_p
+        if request.sampling.top_k is not None:
+            body["top_k"] = request.sampling.top_k
         if request.stop_sequences:
             body["stop_sequences"] = list(request.stop_sequences)
         try:

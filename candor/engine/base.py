@@ -25,6 +25,10 @@ class SamplingParams:
     top_p: float | None = None
     top_k: int | None = None
     seed: int | None = None
+    # OpenAI's, -2..2: minus frequency_penalty times each token's count so far, minus presence_penalty
+    # once a token has occurred (in the answer; unconstrained answers only)
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
 
     def validate(self) -> None:
         if not 0.0 <= self.temperature <= 1.0:
@@ -33,6 +37,14 @@ class SamplingParams:
             raise InvalidRequestError(f"range: 0..1, got {self.top_p}", field="top_p")
         if self.top_k is not None and self.top_k < 0:
             raise InvalidRequestError(f"must be >= 0, got {self.top_k}", field="top_k")
+        for name in ("frequency_penalty", "presence_penalty"):
+            value = getattr(self, name)
+            if not -2.0 <= value <= 2.0:
+                raise InvalidRequestError(f"range: -2..2, got {value}", field=name)
+
+    @property
+    def penalised(self) -> bool:
+        return self.frequency_penalty != 0.0 or self.presence_penalty != 0.0
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from candor.engine.stops import StopMatcher
 from candor.errors import EngineError
 
 PREFILL_CHUNK = 128  # prompt tokens per step while other sequences decode (see README, "Measured")
+PENALTY_WINDOW = 1 << 20  # a request's frequency and presence penalties count its whole answer
 # A cached prefix (a free or a running slot's) that saves at least this many prompt tokens is
 # copied into the slot a new request gets (see `Batcher._place`). Copying one 8,192-token slot of
 # SmolLM2 took about 20 ms on the 2-core machine; a prompt token costs 3-5 ms to prefill there,
@@ -417,6 +418,9 @@ class Batcher:
         chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         if guard:
             self._add_repetition_guard(chain)
+            if sampling.penalised:  # the request's own (OpenAI's), over everything it has generated
+                lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_penalties(
+                    self._n_vocab, PENALTY_WINDOW, 1.0, sampling.frequency_penalty, sampling.presence_penalty))
         if sampling.temperature <= 0:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
             return chain

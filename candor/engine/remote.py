@@ -123,6 +123,10 @@ class RemoteEngine(Engine):
             body["top_k"] = s.top_k  # vLLM and llama.cpp accept top_k as an extension
         if s.seed is not None:
             body["seed"] = s.seed
+        if s.frequency_penalty:
+            body["frequency_penalty"] = s.frequency_penalty
+        if s.presence_penalty:
+            body["presence_penalty"] = s.presence_penalty
         # Only the format's end-of-turn sequences go to the server: OpenAI-style servers do not
         # say which stop matched, so the caller's own are matched here (and the stream closed).
         if request.end_sequences:
