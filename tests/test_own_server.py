@@ -59,3 +59,30 @@ async def test_a_judge_model_over_http_gives_the_in_process_verdicts(server, hub
         local_verdict = await in_process.judge(request, answer)
         assert remote_verdict.label == local_verdict.label
         assert remote_verdict.reason == local_verdict.reason  # the same letter, read from the same text
+
+
+async def test_anthropic_engine_sends_top_k_and_refuses_penalties(server, hub, tmp_path, monkeypatch):
+    """top_k reaches the upstream Messages API (at temperature 1, top_k 1 is greedy: the text
+    matches the in-process greedy one); frequency/presence penalties, which that API lacks, are a
+    400-class error naming the field, never dropped."""
+    from candor.chat.service import ChatParams, stream_chat
+    from candor.engine.base import TextDelta
+    from candor.errors import InvalidRequestError
+
+    models = tmp_path / "models.toml"
+    models.write_text(f'[models.candor-over-http]\nengine = "remote"\nbase_url = "{server}/v1"\n'
+                      f'remote_model = "candor-instant"\nremote_protocol = "anthropic"\napi_key_env = "OWN_KEY"\n'
+                      'context_window = 8192\n')
+    monkeypatch.setenv("OWN_KEY", KEY)
+    remote = await EngineHub(load_registry(str(models))).get("candor-over-http")
+    local = await hub.get("candor-instant")
+    ask = [{"role": "user", "content": "Describe a sunset in one sentence."}]
+
+    async def text(model, params):
+        return "".join([e.text async for e in stream_chat(model, ask, None, params) if isinstance(e, TextDelta)])
+
+    assert await text(remote, ChatParams(max_tokens=24, temperature=1.0, top_k=1)) == \
+        await text(local, ChatParams(max_tokens=24, temperature=0.0))
+    with pytest.raises(InvalidRequestError) as err:
+        await text(remote, ChatParams(max_tokens=24, frequency_penalty=1.0))
+    assert err.value.field == "frequency_penalty"
