@@ -109,6 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="candor-instant")
     parser.add_argument("--max-tokens", type=int, default=400)
+    parser.add_argument("--rounds", type=int, choices=(1, 2), default=2,
+                        help="2: run each configuration twice, in the order A B B A (speed figures)")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
 
@@ -118,14 +120,21 @@ def main() -> None:
     entry = load_registry().get(args.model)
     configs = {"without guard": dataclasses.replace(entry, dry_multiplier=0.0, repeat_penalty=1.0),
                "registry's guard": entry}
-    results = {}
+    results: dict[str, dict] = {}
+    order = list(configs) + list(reversed(configs)) if args.rounds == 2 else list(configs)
 
     async def run_all() -> None:
-        for label, config in configs.items():
-            model = build_engine(config)
+        for label in order:  # with --rounds 2: A B B A, so a drift in the machine's speed reaches both alike
+            model = build_engine(configs[label])
             start = time.perf_counter()
             rows = await answers(model, args.max_tokens)
-            results[label] = {"summary": summary(rows), "seconds": time.perf_counter() - start, "answers": rows}
+            seconds = time.perf_counter() - start
+            if label in results:
+                results[label]["seconds"] += seconds  # the figures above are the first round's
+                results[label]["second_round_same"] = sum(a["answer"] == b["answer"] for a, b in
+                                                          zip(rows, results[label]["answers"]))
+            else:
+                results[label] = {"summary": summary(rows), "seconds": seconds, "answers": rows}
             await model.engine.close()
 
     asyncio.run(run_all())
@@ -136,9 +145,10 @@ def main() -> None:
     print(f"{'':18s} {'loops':>6s} {'cut':>6s} {'repeated':>9s} {'tokens':>7s} {'seconds':>8s} {'tokens/s':>9s}")
     for label, result in results.items():
         s = result["summary"]
-        rate = s["mean_tokens"] * len(PROMPTS) / result["seconds"]
+        rate = s["mean_tokens"] * len(PROMPTS) * args.rounds / result["seconds"]
         print(f"{label:18s} {s['loops']:6.2f} {s['cut_by_max_tokens']:6.2f} {s['mean_repeated']:9.3f} "
-              f"{s['mean_tokens']:7.0f} {result['seconds']:8.1f} {rate:9.1f}")
+              f"{s['mean_tokens']:7.0f} {result['seconds']:8.1f} {rate:9.1f}"
+              + (f"  (round 2: {result['second_round_same']} answers the same)" if args.rounds == 2 else ""))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)

@@ -18,7 +18,7 @@ for model in $MODELS; do
   .venv/bin/candor eval $TASKS --model "$model" \
     --seed 1234 --out docs/report/runs --no-store-prompts --quiet \
     --limit 20 --limit gsm8k=40 --limit humaneval=20 --limit mmlu=100 --limit mmlu-law=50 \
-    --limit mmlu-medicine=50 --limit truthfulqa-mc1=120 --limit bbq=200 \
+    --limit mmlu-medicine=50 --limit truthfulqa-mc1=120 --limit bbq=200 --limit formats=200 \
     --limit harmlessness-direct=100 --limit harmlessness-jailbreak=100 --limit over-refusal=250 \
     -o gsm8k.max_tokens=256 -o humaneval.max_tokens=256 -o harmlessness-direct.max_tokens=64 \
     -o harmlessness-jailbreak.max_tokens=64 -o over-refusal.max_tokens=64 -o over-refusal.labels=safe \
