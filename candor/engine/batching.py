@@ -41,7 +41,6 @@ from candor.engine.stops import StopMatcher
 from candor.errors import EngineError
 
 PREFILL_CHUNK = 128  # prompt tokens per step while other sequences decode (see README, "Measured")
-PENALTY_WINDOW = 1 << 20  # a request's frequency and presence penalties count its whole answer
 # A cached prefix (a free or a running slot's) that saves at least this many prompt tokens is
 # copied into the slot a new request gets (see `Batcher._place`). Copying one 8,192-token slot of
 # SmolLM2 took about 20 ms on the 2-core machine; a prompt token costs 3-5 ms to prefill there,
@@ -251,7 +250,7 @@ class Batcher:
         if job.max_tokens > 0:
             # A grammar's refused tokens would enter the loop guard's history (ConstrainedSampler samples
             # the chain first), and a format's structure repeats by design: constrained answers go without.
-            seq.chain = self._sampler_chain(job.sampling, guard=not job.grammar)
+            seq.chain = self._sampler_chain(job.sampling, guard=not job.grammar, answer_tokens=job.max_tokens)
             if job.grammar:
                 from candor.engine.grammar_sampling import ConstrainedSampler
 
@@ -413,14 +412,14 @@ class Batcher:
         self._slot_kv[target] = list(self._slot_kv[source])
         self.slot_copies += 1
 
-    def _sampler_chain(self, sampling: SamplingParams, guard: bool = True):
+    def _sampler_chain(self, sampling: SamplingParams, guard: bool = True, answer_tokens: int = 4096):
         lib = self._lib
         chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         if guard:
             self._add_repetition_guard(chain)
-            if sampling.penalised:  # the request's own (OpenAI's), over everything it has generated
+            if sampling.penalised:  # the request's own (OpenAI's), over its whole answer (a ring of that size)
                 lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_penalties(
-                    self._n_vocab, PENALTY_WINDOW, 1.0, sampling.frequency_penalty, sampling.presence_penalty))
+                    self._n_vocab, answer_tokens, 1.0, sampling.frequency_penalty, sampling.presence_penalty))
         if sampling.temperature <= 0:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
             return chain
