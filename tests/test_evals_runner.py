@@ -160,3 +160,18 @@ def test_data_folder_setting_and_download(tmp_path, monkeypatch):
     monkeypatch.setitem(data.SETS, "gsm8k", data.DataSet("x", "MIT", good.files, {"test.jsonl": "0" * 64}))
     with pytest.raises(CandorError, match="differs from the expected"):
         data.download("gsm8k", tmp_path / "again", log=lambda message: None)
+
+
+async def test_report_names_a_models_runs_made_without_its_loop_guard(two_runs, tmp_path):
+    """A model whose runs differ in decoding (some recorded a loop guard, some none) says which
+    runs lack it, whichever run the card reads first."""
+    import json
+
+    results = two_runs / "fake-a" / "gsm8k" / "results.json"  # the card reads each run's config there
+    data = json.loads(results.read_text())
+    data["config"]["model"]["loop_guard"] = {"dry_multiplier": 0.8, "repeat_penalty": 1.1}
+    results.write_text(json.dumps(data))
+    md, _ = write_report([two_runs], tmp_path / "card")
+    row = next(line for line in md.read_text().splitlines() if line.startswith("| **fake-a**"))
+    assert "loop guard: dry_multiplier 0.8, repeat_penalty 1.1 (runs without it: long-context)" in row
+    assert "loop guard" not in next(line for line in md.read_text().splitlines() if line.startswith("| **fake-b**"))

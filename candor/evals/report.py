@@ -163,8 +163,13 @@ def build_blocks(runs: list[Path], out: Path, files: Path) -> list[tuple]:
         desc = some["config"]["model"]
         what = ", ".join(f"{k}: {v}" for k, v in desc.items() if k in ("kind", "model", "weights", "adapter", "url",
                                                                          "system_preset") and v)
-        if desc.get("loop_guard"):
-            what += ", loop guard: " + ", ".join(f"{k} {v}" for k, v in desc["loop_guard"].items())
+        guarded = {t: r["config"]["model"].get("loop_guard") for (t, m), (r, _) in results.items() if m == model}
+        guard = next((g for g in guarded.values() if g), None)
+        if guard:
+            what += ", loop guard: " + ", ".join(f"{k} {v}" for k, v in guard.items())
+            without = sorted(t for t, g in guarded.items() if not g)
+            if without:  # runs made before the guard, or with another one: the card must not blur them
+                what += f" (runs without it: {', '.join(without)})"
         rows.append([f"**{model}**", what])
     blocks += [("h2", "Models"), ("table", ["model", "what it is"], rows)]
     for model in models:
