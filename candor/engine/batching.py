@@ -125,6 +125,7 @@ class Batcher:
                  repetition: RepetitionGuard | None = None, name: str = "model"):
         self._lib = lib
         self.repetition = repetition or RepetitionGuard()
+        self._dry_breakers = (ctypes.c_char_p * len(DRY_BREAKERS))(*(b.encode() for b in DRY_BREAKERS))
         self._vocab = vocab
         self.slots = slots
         self.name = name
@@ -248,9 +249,7 @@ class Batcher:
     def _start(self, job: Job) -> None:
         seq = _Sequence(job, -1, [])
         if job.max_tokens > 0:
-            # A grammar's refused tokens would enter the loop guard's history (ConstrainedSampler samples
-            # the chain first), and a format's structure repeats by design: constrained answers go without.
-            seq.chain = self._sampler_chain(job.sampling, guard=not job.grammar, answer_tokens=job.max_tokens)
+            seq.chain = self._sampler_chain(job)
             if job.grammar:
                 from candor.engine.grammar_sampling import ConstrainedSampler
 
@@ -412,14 +411,16 @@ class Batcher:
         self._slot_kv[target] = list(self._slot_kv[source])
         self.slot_copies += 1
 
-    def _sampler_chain(self, sampling: SamplingParams, guard: bool = True, answer_tokens: int = 4096):
-        lib = self._lib
+    def _sampler_chain(self, job: Job):
+        lib, sampling = self._lib, job.sampling
         chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
-        if guard:
+        # A grammar's refused tokens would enter the loop guard's history (ConstrainedSampler samples
+        # the chain first), and a format's structure repeats by design: constrained answers go without.
+        if not job.grammar:
             self._add_repetition_guard(chain)
             if sampling.penalised:  # the request's own (OpenAI's), over its whole answer (a ring of that size)
                 lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_penalties(
-                    self._n_vocab, answer_tokens, 1.0, sampling.frequency_penalty, sampling.presence_penalty))
+                    self._n_vocab, job.max_tokens, 1.0, sampling.frequency_penalty, sampling.presence_penalty))
         if sampling.temperature <= 0:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
             return chain
@@ -439,10 +440,9 @@ class Batcher:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_penalties(
                 self._n_vocab, guard.repeat_last_n, guard.repeat_penalty, 0.0, 0.0))
         if guard.dry_multiplier > 0:
-            breakers = (ctypes.c_char_p * len(DRY_BREAKERS))(*(b.encode() for b in DRY_BREAKERS))
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dry(
                 self._vocab, guard.dry_multiplier, guard.dry_base, guard.dry_allowed_length,
-                guard.dry_penalty_last_n, breakers, len(DRY_BREAKERS)))
+                guard.dry_penalty_last_n, self._dry_breakers, len(DRY_BREAKERS)))
 
     def _step(self) -> None:
         for seq in list(self._active):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from candor.config import settings
 from candor.engine.base import Engine, RepetitionGuard
@@ -35,8 +35,7 @@ def is_anthropic(entry: ModelEntry) -> bool:
 
 def repetition_guard(entry: ModelEntry) -> RepetitionGuard:
     """The loop guard an entry asks for (off unless it sets dry_multiplier or repeat_penalty)."""
-    return RepetitionGuard(entry.dry_multiplier, entry.dry_base, entry.dry_allowed_length,
-                           entry.dry_penalty_last_n, entry.repeat_penalty, entry.repeat_last_n)
+    return RepetitionGuard(**{f.name: getattr(entry, f.name) for f in fields(RepetitionGuard)})
 
 
 def build_engine(entry: ModelEntry, progress: Progress | None = None) -> LoadedModel:

@@ -20,6 +20,7 @@ an endpoint without it makes log-probability tasks fail with a message saying so
 from __future__ import annotations
 
 import abc
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -40,8 +41,6 @@ SYSTEM_PRESETS = {
 
 def loop_guard(entry) -> dict[str, Any]:
     """The entry's loop guard as a run records it ({} when off: runs from before it stay resumable)."""
-    import dataclasses
-
     from candor.engine.hub import repetition_guard
 
     guard = repetition_guard(entry)
