@@ -9,7 +9,8 @@ code, letters) is asked once per configuration at the model's default temperatur
 candor-instant), all in flight together, through the same chat path as the API. An answer *loops*
 when more than a quarter of its 8-word sequences already occurred earlier in it; the table gives
 that share, the share cut by max_tokens, the mean repeated share, the mean answer length and the
-aggregate output tokens/s (the guard's samplers run in C; the figure shows they cost no speed).
+aggregate output tokens/s. `--alternatives` adds the guard's two samplers each on its own. Last,
+the guard's own cost: milliseconds to sample one token with and without it on one context's logits.
 """
 
 from __future__ import annotations
@@ -105,12 +106,56 @@ def summary(rows: list[dict]) -> dict[str, float]:
             "mean_tokens": sum(r["output_tokens"] for r in rows) / n}
 
 
+def sampler_cost(entry, tokens: int = 500, history: int = 300) -> dict[str, float]:
+    """Milliseconds to sample one token with greedy alone and with the entry's guard in front, on
+    one context's logits, after `history` accepted tokens: the guard's own cost, without decoding."""
+    import ctypes
+
+    import llama_cpp as lib
+
+    from candor.engine.base import DRY_BREAKERS
+    from candor.engine.hub import repetition_guard
+    from candor.engine.weights import ensure_weights
+
+    guard = repetition_guard(entry)
+    model = lib.llama_model_load_from_file(str(ensure_weights(entry)).encode(), lib.llama_model_default_params())
+    vocab = lib.llama_model_get_vocab(model)
+    n_vocab = lib.llama_vocab_n_tokens(vocab)
+    params = lib.llama_context_default_params()
+    params.n_ctx = 512
+    ctx = lib.llama_init_from_model(model, params)
+    lib.llama_decode(ctx, lib.llama_batch_get_one((ctypes.c_int32 * 3)(1, 2, 3), 3))
+    breakers = (ctypes.c_char_p * len(DRY_BREAKERS))(*(b.encode() for b in DRY_BREAKERS))
+    out = {}
+    for label, guarded in (("greedy", False), ("guard + greedy", True), ("greedy again", False)):
+        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if guarded:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_penalties(
+                n_vocab, guard.repeat_last_n, guard.repeat_penalty, 0.0, 0.0))
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dry(
+                vocab, guard.dry_multiplier, guard.dry_base, guard.dry_allowed_length, guard.dry_penalty_last_n,
+                breakers, len(DRY_BREAKERS)))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+        for i in range(history):
+            lib.llama_sampler_accept(chain, (i * 7919) % n_vocab)
+        start = time.perf_counter()
+        for _ in range(tokens):
+            lib.llama_sampler_sample(chain, ctx, -1)
+        out[label] = (time.perf_counter() - start) / tokens * 1000
+        lib.llama_sampler_free(chain)
+    lib.llama_free(ctx)
+    lib.llama_model_free(model)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="candor-instant")
     parser.add_argument("--max-tokens", type=int, default=400)
     parser.add_argument("--rounds", type=int, choices=(1, 2), default=2,
                         help="2: run each configuration twice, in the order A B B A (speed figures)")
+    parser.add_argument("--alternatives", action="store_true",
+                        help="also the guard's two samplers each on its own (DRY only, penalty only)")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
 
@@ -120,6 +165,9 @@ def main() -> None:
     entry = load_registry().get(args.model)
     configs = {"without guard": dataclasses.replace(entry, dry_multiplier=0.0, repeat_penalty=1.0),
                "registry's guard": entry}
+    if args.alternatives:
+        configs |= {"DRY only": dataclasses.replace(entry, repeat_penalty=1.0),
+                    "penalty only": dataclasses.replace(entry, dry_multiplier=0.0)}
     results: dict[str, dict] = {}
     order = list(configs) + list(reversed(configs)) if args.rounds == 2 else list(configs)
 
@@ -149,7 +197,10 @@ def main() -> None:
         print(f"{label:18s} {s['loops']:6.2f} {s['cut_by_max_tokens']:6.2f} {s['mean_repeated']:9.3f} "
               f"{s['mean_tokens']:7.0f} {result['seconds']:8.1f} {rate:9.1f}"
               + (f"  (round 2: {result['second_round_same']} answers the same)" if args.rounds == 2 else ""))
+    cost = sampler_cost(entry)
+    print("\nsampling one token, ms: " + ", ".join(f"{k} {v:.3f}" for k, v in cost.items()))
     if args.out:
+        results["sampler_ms"] = cost
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
 
