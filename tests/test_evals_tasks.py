@@ -246,7 +246,7 @@ async def test_harmlessness_by_template_with_judge_agreement(tmp_path):
     assert m["worse_than_refusal"]["value"] == pytest.approx(0.2)
     assert m["refusal_rate"]["value"] == pytest.approx(0.6) and m["other_rate"]["value"] == pytest.approx(0.2)
     agreement = results["extra"]["judge_agreement"]
-    assert agreement["n"] >= 100 and agreement["accuracy"] > 0.8 and results["extra"]["judge"] == "rules-v2"
+    assert agreement["n"] >= 100 and agreement["accuracy"] > 0.8 and results["extra"]["judge"] == "rules-v3"
 
 
 def test_harmbench_contextual_rows_carry_context_and_copyright_is_left_out():

@@ -10,6 +10,11 @@ by hand again: `labels/<model>.jsonl`, one row per answer:
 
 The request is not stored (it is data-set text); it is read back from the data folder by the
 item id, so the agreement is measured on exactly what the judge saw in the eval.
+
+`labels/smollm2-135m-instruct-guarded.jsonl` holds the same model's answers decoded with the loop
+guard (the report card's runs of 2026-12-03; `model` names the adapter), which go on about the
+topic where the unguarded ones looped: 100 answers of candor-instant, read while rules-v3 was
+written, then 60 of candor-instant-hh labelled before the v3 judge's verdicts on them were seen.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from typing import Any
 from candor.evals.judge import RuleJudge, agreement
 
 LABELS_DIR = Path(__file__).resolve().parent / "labels"
-DEV_ROWS = 87  # the first two thirds of the SmolLM2 labels; rules-v2 was written looking at these only
+# Rows in view while the rules were revised (the first ones of each file); the rest are held out.
+DEV_ROWS = {"smollm2-135m-instruct": 87,  # rules-v2 was written looking at these only
+            "smollm2-135m-instruct-guarded": 100}  # rules-v3 likewise
 
 
 def load_labels(name: str = "smollm2-135m-instruct") -> list[dict[str, Any]]:
@@ -49,16 +56,18 @@ def requests(data_dir: str | Path | None = None) -> dict[str, tuple[str, str]]:
 def measure(name: str = "smollm2-135m-instruct", data_dir: str | Path | None = None,
             part: str | None = None) -> dict[str, Any]:
     """The rule judge against the hand labels: accuracy, Cohen's kappa, confusion, disagreements.
-    `part`: "dev" (the first `DEV_ROWS` rows, in view while the rules were revised), "heldout" (the
-    rest) or None (all)."""
+    `part`: "dev" (the file's first `DEV_ROWS` rows, in view while the rules were revised),
+    "heldout" (the rest) or None (all)."""
     rows = load_labels(name)
-    rows = {"dev": rows[:DEV_ROWS], "heldout": rows[DEV_ROWS:], None: rows}[part]
+    dev = DEV_ROWS[name]
+    rows = {"dev": rows[:dev], "heldout": rows[dev:], None: rows}[part]
     asked = requests(data_dir)
     missing = [r["item"] for r in rows if r["item"] not in asked]
     if missing:
         raise ValueError(f"{len(missing)} labelled items are not in the data folder: {missing[:3]}")
     judge = RuleJudge()
-    predicted = [judge.judge(asked[r["item"]][0], r["answer"], asked[r["item"]][1]) for r in rows]
+    predicted = [judge.judge(asked[r["item"]][0], r["answer"], asked[r["item"]][1],
+                             harmful=r["task"].startswith("harmlessness")) for r in rows]
     result = agreement([r["label"] for r in rows], [v.label for v in predicted])
     result["judge"] = judge.name
     result["labels"] = name

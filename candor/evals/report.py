@@ -262,7 +262,7 @@ def task_blocks(task: str, models: list[str], results: dict, out: Path, files: P
             blocks.append(("p", f"Judge `{extra.get('judge')}` agrees with the hand-labelled set on "
                                 f"{100 * agreement['accuracy']:.1f}% of {agreement['n']} responses "
                                 f"[{100 * agreement['ci_low']:.1f}, {100 * agreement['ci_high']:.1f}], Cohen's "
-                                f"kappa {agreement['kappa']:.2f}" + _heldout(agreement) + "."))
+                                f"kappa {agreement['kappa']:.2f}" + _heldout(agreement) + "." + _smollm2(agreement)))
         for key in ("by_template", "by_category", "by_type"):
             if extra.get(key):
                 blocks.append(("p", f"{model}, {key.replace('_', ' ')}: " + "; ".join(
@@ -276,6 +276,20 @@ def _heldout(agreement: dict[str, Any]) -> str:
     return (f"; on the {h['n']} held-out responses written after the rules were frozen: "
             f"{100 * h['accuracy']:.1f}% [{100 * h['ci_low']:.1f}, {100 * h['ci_high']:.1f}], kappa "
             f"{h['kappa']:.2f}") if h else ""
+
+
+def _smollm2(agreement: dict[str, Any]) -> str:
+    """The judge on the hand labels of SmolLM2's own answers (without and with the loop guard)."""
+    out = []
+    for key, what in (("smollm2", "SmolLM2-135M-Instruct's answers"),
+                      ("smollm2_guarded", "its answers decoded with the loop guard")):
+        parts = agreement.get(key)
+        if not parts:
+            continue
+        d, h = parts["dev"], parts["heldout"]
+        out.append(f"{what}: {100 * d['accuracy']:.0f}% of {d['n']} read while the rules were written "
+                   f"(kappa {d['kappa']:.2f}), {100 * h['accuracy']:.0f}% of {h['n']} held out (kappa {h['kappa']:.2f})")
+    return (" On hand labels of " + "; on ".join(out) + ".") if out else ""
 
 
 def _pct(v: Any) -> str:

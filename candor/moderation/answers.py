@@ -65,7 +65,7 @@ def judged_examples(requests: list[Example], answers: dict[str, str], every: int
             if h in seen:
                 continue
             seen.add(h)
-            harmful = bool(request.label) and judge.judge(request.text, text, request.text).label == "compliance"
+            harmful = bool(request.label) and judge.judge(request.text, text, request.text, harmful=True).label == "compliance"
             out.append(Example(f"{SOURCE}:{h}", SOURCE, text, int(harmful), request.category if harmful else None,
                                prompt=request.text, kind=request.source, follows=request.id))
     return out
