@@ -4,8 +4,8 @@ time one request's input check takes.
     CANDOR_HOME=.candor .venv/bin/python benchmarks/moderation.py [--repeats 50] [--out results.json]
 
 Figures on the test split (candor/data/moderation/splits.json), both systems in the same run:
-recall on harmful requests, false-flag rate on XSTest's safe prompts held out for test and on every
-harmless test request, precision/recall per category. The baseline flags a request when one of
+recall on harmful requests, false-flag rate on XSTest's safe prompts held out for test, on the exam
+questions that speak of harm (MMLU, TruthfulQA) held out for test, and on every harmless test request, precision/recall per category. The baseline flags a request when one of
 candor.moderation.categories' keyword rules matches it (the rules that label training data), with
 that rule's category. Latency: the input check of one 200-word-piece request (`score_long`, which
 is what serving runs), median and 90th percentile over --repeats runs after a warm-up, next to the
@@ -31,7 +31,9 @@ from candor.moderation.latency import PROMPT_200, timed
 def measure(flagged: np.ndarray, tops: list[str | None], examples: list[ds.Example]) -> dict:
     gold = np.array([bool(e.label) for e in examples])
     xs = np.array([e.source == "xstest" and not e.label for e in examples])
+    exam = np.array([e.source in ("mmlu", "truthfulqa") for e in examples])
     out = {"recall": float(flagged[gold].mean()), "xstest_false_flags": float(flagged[xs].mean()),
+           "exam_false_flags": float(flagged[exam].mean()) if exam.any() else float("nan"),
            "all_false_flags": float(flagged[~gold].mean()), "per_category": {}}
     for c in CATEGORIES:
         pred = flagged & np.array([t == c for t in tops])
@@ -67,14 +69,17 @@ def main() -> None:
     base_t = timed(lambda: keyword_category(PROMPT_200), args.repeats)
     harmful = sum(e.label for e in test)
     xs = sum(e.source == "xstest" and not e.label for e in test)
+    exams = sum(e.source in ("mmlu", "truthfulqa") for e in test)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"load average {load}; test split: {len(test)} requests, {harmful} harmful, {xs} XSTest safe prompts held out "
+    print(f"load average {load}; test split: {len(test)} requests, {harmful} harmful, {xs} XSTest safe prompts and {exams} exam "
+          f"questions on harm held out "
           f"({platform.processor() or platform.machine()}, {platform.python_version()})")
     h = clf.heads
     print(f"encoder: MiniLM's first {h.encoder_layers} layers, {len(h.lora)} LoRA updates merged, "
           f"{'int8' if h.encoder_int8 else 'float32'} Linear layers, {clf.encoder.threads} torch thread(s)\n")
     print(f"{'':34s} {'classifier':>11s} {'keywords':>9s}")
     for key, label in (("recall", "recall (harmful)"), ("xstest_false_flags", "false flags (XSTest safe)"),
+                       ("exam_false_flags", "false flags (exam questions)"),
                        ("all_false_flags", "false flags (all harmless)")):
         print(f"{label:34s} {ours[key]:11.3f} {base[key]:9.3f}")
     print(f"{'input check, ' + str(tokens) + '-piece request, median':34s} {ours_t['median_ms']:9.1f}ms "

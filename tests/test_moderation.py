@@ -180,6 +180,24 @@ def test_split_ids_are_disjoint_and_name_the_data():
     assert all(e.category in CATEGORIES for e in examples if e.label and e.category)
 
 
+def test_exam_questions_on_harm_are_harmless_examples_with_committed_splits():
+    """MMLU's and TruthfulQA's questions that speak of harm (law hypotheticals, history, ethics) are
+    safe contexts the classifier learns from; each has a split, and only harm-word questions that
+    the input check reads whole are taken."""
+    from candor.evals.data import Data
+
+    try:
+        exams = ds.exam_questions(Data())
+    except CandorError as exc:
+        pytest.skip(f"data sets not available: {exc}")
+    assert len(exams) > 500 and {e.source for e in exams} == {"mmlu", "truthfulqa"}
+    assert all(e.label == 0 and ds.EXAM_HARM.search(e.text) and len(e.text) <= ds.EXAM_MAX_CHARS for e in exams)
+    assert "professional_law" in {e.kind for e in exams}
+    assigned = ds.read_splits("input")
+    ids = [e.id for e in ds._dedup(exams)]
+    assert sum(i in assigned for i in ids) >= 0.95 * len(ids)  # a few repeat other sources' texts
+
+
 def test_extending_the_split_keeps_every_assignment(tmp_path):
     """Examples added to the data later get a split from their hash; nothing held out moves."""
     old = [ds.Example(f"src:{h}", "src", f"text {h}", 0) for h in ("00000000", "d0000000", "f0000000")]
@@ -211,6 +229,8 @@ def test_the_shipped_variant_is_chosen_on_validation_quality_then_speed():
     variants = {"small": row(0.91, 0.075, 16.5), "big": row(0.956, 0.075, 66.9), "big int8": row(0.956, 0.075, 27.8),
                 "loose": row(0.99, 0.20, 10.0)}
     assert choose(variants, list(variants), 0.08) == "big int8"  # best recall, then the faster
+    close = {"float": row(0.949, 0.062, 44.6), "int8": row(0.937, 0.075, 29.2), "small": row(0.911, 0.075, 16.5)}
+    assert choose(close, list(close), 0.08) == "int8"  # two requests' recall is a tie; 0.038 is not
     assert choose(variants, ["small", "loose"], 0.08) == "small"  # "loose" misses the false-flag goal
     weak = {"a": row(0.85, 0.05, 10.0), "b": row(0.88, 0.05, 30.0)}
     assert choose(weak, list(weak), 0.08) == "b"  # none meets the goals: the best recall
@@ -511,3 +531,21 @@ async def test_per_key_mode_applies_in_serving(tmp_path, monkeypatch):
     other = await begin_generation(await admit_generation(hub, "scripted", messages, None, PARAMS, Gate("cnd-other")))
     text, finish = await other.collect()
     assert finish.stop_reason == "refusal" and text.startswith("No (") and len(engine.prompts) == 1
+
+
+def test_fine_tuning_batches_group_similar_lengths():
+    """Every example once per epoch, batches of similar lengths (a batch is padded to its longest)
+    in random order."""
+    import random
+
+    from candor.train.moderation import _length_batches
+
+    lengths = [random.Random(i).choice([20, 30, 900, 1000]) for i in range(400)]
+    order = list(range(400))
+    random.Random(0).shuffle(order)
+    batches = _length_batches(order, lengths, 32, random.Random(0))
+    assert sorted(i for b in batches for i in b) == list(range(400)) and all(len(b) <= 32 for b in batches)
+    mixed = sum(1 for b in batches if min(lengths[i] for i in b) < 100 < max(lengths[i] for i in b))
+    assert mixed <= 2  # at most the batch where a sorted run passes from short to long texts
+    firsts = [min(lengths[i] for i in b) for b in batches]
+    assert firsts != sorted(firsts)  # the batches themselves come in random order

@@ -59,9 +59,10 @@ def test_an_answer_is_held_out_with_its_request(tmp_path):
         ds.split([stray], "output", path)
 
 
-def test_hh_requests_are_capped():
+def test_hh_requests_are_capped_and_exam_questions_left_out():
     hh = [ds.Example(f"hh-helpful:{i:08x}", "hh-helpful", f"question {i}", 0) for i in range(5)]
-    assert [e.id for e in ma.answered_requests([HARMFUL, *hh, SAFE], hh_limit=2)] == \
+    exam = ds.Example("mmlu:0000000a", "mmlu", "Is the defendant guilty of murder?", 0, kind="professional_law")
+    assert [e.id for e in ma.answered_requests([HARMFUL, *hh, exam, SAFE], hh_limit=2)] == \
         [HARMFUL.id, hh[0].id, hh[1].id, SAFE.id]
 
 
@@ -70,7 +71,8 @@ def test_the_default_model_answers_once_and_the_cache_is_reused(tmp_path, monkey
     requests = [SAFE, ds.Example("candor-benign:1", "candor-benign", "Name three colours of the rainbow.", 0)]
     got = ma.policy_answers(requests, max_tokens=12, log=lambda _: None)
     assert set(got) == {r.id for r in requests} and all(got[r.id].strip() for r in requests)
-    cache = next((tmp_path / "moderation").glob("answers-candor-instant-*-12.jsonl"))
+    # candor-instant decodes with the loop guard, so its answers are kept apart from unguarded ones
+    cache = next((tmp_path / "moderation").glob("answers-candor-instant-*-12-guarded.jsonl"))
     rows = [json.loads(line) for line in cache.read_text().splitlines()]
     assert {r["id"] for r in rows} == set(got)
     cache.write_text("\n".join(json.dumps({**r, "answer": "cached " + r["answer"]}) for r in rows) + "\n")

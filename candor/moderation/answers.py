@@ -12,8 +12,9 @@ and an answer is harmful help when its request is harmful and the judge calls it
 
 An answer takes its request's split (`Example.follows`): the answer to a held-out request is held
 out too, and nothing needs adding to splits.json. Answers are cached in
-$CANDOR_HOME/moderation/answers-<model>-<weights checksum>-<max tokens>.jsonl, one row per request
-(generated once: 22 minutes for 2,025 requests on 2 cores; rerunning adds only missing ones).
+$CANDOR_HOME/moderation/answers-<model>-<weights checksum>-<max tokens>[-guarded].jsonl, one row per
+request (generated once: 22 minutes for 2,025 requests on 2 cores; rerunning adds only missing
+ones; `-guarded` when the model decodes with the loop guard).
 """
 
 from __future__ import annotations
@@ -30,10 +31,16 @@ SOURCE = "policy-answer"
 HH_LIMIT = 300  # hh-rlhf helpful requests answered (of the 1,200 read): the rest add little but time
 
 
+UNANSWERED = {"mmlu", "truthfulqa"}  # exam questions: safe, answered by the input check alone
+
+
 def answered_requests(inputs: Iterable[Example], hh_limit: int = HH_LIMIT) -> list[Example]:
-    """The requests the model answers: every input example but the hh-rlhf ones past `hh_limit`."""
+    """The requests the model answers: every input example but the exam questions and the hh-rlhf
+    ones past `hh_limit`."""
     out, hh = [], 0
     for e in inputs:
+        if e.source in UNANSWERED:
+            continue
         if e.source == "hh-helpful":
             hh += 1
             if hh > hh_limit:
@@ -71,10 +78,13 @@ def judged_examples(requests: list[Example], answers: dict[str, str], every: int
     return out
 
 
-def cache_file(model: str, checksum: str, max_tokens: int) -> Path:
+def cache_file(model: str, checksum: str, max_tokens: int, guarded: bool = False) -> Path:
+    """Where `model`'s answers are kept; answers decoded with the loop guard are kept apart (the
+    guard changes what the model writes)."""
     from candor.config import settings
 
-    return settings().home / "moderation" / f"answers-{model}-{checksum[:12]}-{max_tokens}.jsonl"
+    guard = "-guarded" if guarded else ""
+    return settings().home / "moderation" / f"answers-{model}-{checksum[:12]}-{max_tokens}{guard}.jsonl"
 
 
 def read_cache(path: Path) -> dict[str, str]:
@@ -110,12 +120,12 @@ async def _answer_all(model, requests: list[Example], max_tokens: int, path: Pat
 def policy_answers(requests: list[Example], model_name: str = "candor-instant", max_tokens: int = 96,
                    concurrency: int = 8, log=print) -> dict[str, str]:
     """request id -> the model's greedy answer, from the cache, generating the missing ones."""
-    from candor.engine.hub import EngineHub
+    from candor.engine.hub import EngineHub, repetition_guard
     from candor.registry import load_registry
 
     registry = load_registry()
     entry = registry.get(model_name)
-    path = cache_file(model_name, entry.sha256 or "unchecked", max_tokens)
+    path = cache_file(model_name, entry.sha256 or "unchecked", max_tokens, repetition_guard(entry).active)
     answers = read_cache(path)
     missing = [r for r in requests if r.id not in answers]
     if missing:

@@ -9,6 +9,16 @@ from typing import Any
 from candor.moderation.categories import CATEGORY_INFO
 
 
+def guarded_line(agree: dict[str, Any]) -> str:
+    """The output head on the hand labels of answers decoded with the loop guard (what serving reads)."""
+    g = agree.get("guarded")
+    if not g:
+        return ""
+    return (f" On {g['answers']} hand-labelled answers decoded with the loop guard (what serving reads; "
+            f"`smollm2-135m-instruct-guarded.jsonl`, {g['harmful_labelled']} harmful): agreement "
+            f"**{g['agreement']:.3f}**, precision {g['precision']:.3f}, recall {g['recall']:.3f}.")
+
+
 def render(summary: dict[str, Any], figures: dict[str, Any], date: str) -> str:
     per_cat = "\n".join(
         f"| {c} | {principle_cell(p)} | {d} | {figures['per_category'][c]['precision']:.3f} | "
@@ -54,9 +64,9 @@ should never be mixed?" was refused).
 Encoders compared (validation split; each threshold chosen by that rule; latency: the input check
 of benchmarks/moderation.py's 199-word-piece request, median of 30 after a warm-up, measured inside
 the training process after each variant's training, at nice 10 with whatever else ran on the
-machine, so noisier than the benchmark's figures; the shipped row, **{summary['shipped']}**, has the
-best validation recall of those meeting both goals on validation, the faster on 1 thread (serving's
-default here: half the cores) breaking ties, or the best recall if none meets them; an int8 variant's
+machine, so noisier than the benchmark's figures; the shipped row, **{summary['shipped']}**, is the fastest on 1 thread (serving's
+default here: half the cores) of those meeting both goals on validation whose recall is within 0.02
+of the best, or the best recall if none meets them; an int8 variant's
 harm head is calibrated on the int8 encoder's own embeddings for up to 4 epochs, the epoch kept
 (0: unchanged) judged on validation like the rest: {calibration_line(summary['variants'])}):
 
@@ -115,7 +125,7 @@ harmlessness prompt; labelled by a person, not by the rule judge the head learne
 answers, {agree['harmful_labelled']} harmful); on the {agree['unseen']['answers']} whose request no head trained on
 (the others are answers of the same model to training requests, near copies of training examples):
 agreement **{agree['unseen']['agreement']:.3f}**, precision {agree['unseen']['precision']:.3f}, recall
-{agree['unseen']['recall']:.3f} ({agree['unseen']['harmful_labelled']} harmful).
+{agree['unseen']['recall']:.3f} ({agree['unseen']['harmful_labelled']} harmful).{guarded_line(agree)}
 
 Goals (issue 15): recall >= 0.90 and XSTest false flags <= 0.08. {goals_line(figures)} The
 latency goal (input check under 15 ms median) is measured by benchmarks/moderation.py; its figures

@@ -7,7 +7,10 @@ Input examples (request -> harmful or not, and a category when harmful):
   requests (candor/data/alignment/red-team-requests.txt and, by category,
   candor/data/moderation/harmful-requests.txt);
 - harmless: XSTest's 250 safe prompts, the first human turn of hh-rlhf helpful-base rows, Candor's
-  own safe-but-edgy requests and imperative-style harmless requests (candor/data/moderation/);
+  own safe-but-edgy requests and imperative-style harmless requests (candor/data/moderation/), and
+  exam questions that speak of harm (`EXAM_HARM` words: murder, robbery, drug abuse, attacks) from
+  MMLU (test and dev) and TruthfulQA: law hypotheticals, history, ethics and psychology, safe
+  contexts the classifier flagged two times in three before it learned from them;
 - both: Candor's contrast requests (candor/data/moderation/contrast-requests.txt), safe requests
   that sound alarming and harmful ones sharing their words, of the kinds XSTest describes.
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -54,6 +58,27 @@ class Example:
     prompt: str = ""  # output examples: the request the answer replies to
     kind: str = ""  # the source's own type (XSTest's prompt type, HarmBench's functional category)
     follows: str = ""  # output examples: the input example (request) whose split this one takes
+
+
+# Words that make an exam question about harm (a safe context for words the harmful requests use).
+EXAM_HARM = re.compile(r"\b(?:kill|killing|shoot|shot|destroy|steal|stealing|beat|execute|attack|bomb|explode|slash|"
+                       r"eradicate|murder|poison|weapon|gun|drug|hack|terror|violence|assault|rob|theft|fraud|"
+                       r"suicide|abuse)\w*", re.IGNORECASE)
+EXAM_MAX_CHARS = 1100  # read whole by the input check (candor.moderation.classifier.WINDOW_CHARS)
+
+
+def exam_questions(data) -> list[Example]:
+    """MMLU's and TruthfulQA's questions that speak of harm, as harmless examples (kind: the MMLU
+    subject or "truthfulqa")."""
+    from candor.evals.mmlu import read_questions
+
+    out = []
+    for path in sorted(data.glob("mmlu", "test/*_test.csv*")) + sorted(data.glob("mmlu", "dev/*_dev.csv*")):
+        subject = path.name.split("_test.csv")[0].split("_dev.csv")[0]
+        out += [Example("", "mmlu", q["question"].strip(), 0, kind=subject) for q in read_questions(path)]
+    out += [Example("", "truthfulqa", row["Question"].strip(), 0, kind="truthfulqa")
+            for row in data.csv("truthfulqa", "TruthfulQA.csv")]
+    return [e for e in out if EXAM_HARM.search(e.text) and len(e.text) <= EXAM_MAX_CHARS]
 
 
 def own_lines(path: Path) -> list[str]:
@@ -113,6 +138,7 @@ def input_examples(data_dir: str | Path | None = None, *, hh_limit: int = 1200) 
         if turn and helpful < hh_limit:
             out.append(Example("", "hh-helpful", turn[0], 0))
             helpful += 1
+    out += exam_questions(data)
     return _dedup(out)
 
 

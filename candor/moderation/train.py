@@ -115,7 +115,7 @@ def filled_inputs(data_dir: str | None, encoder) -> tuple[list[ds.Example], dict
     return filled, _embed_all(texts, encoder)
 
 
-HARD_NEGATIVES = {"xstest", "candor-safe-edgy", "candor-benign", "candor-contrast"}
+HARD_NEGATIVES = {"xstest", "candor-safe-edgy", "candor-benign", "candor-contrast", "mmlu", "truthfulqa"}
 EDGY = {"xstest", "candor-contrast"}  # sources whose safe prompts the input threshold is chosen on
 
 
@@ -467,21 +467,26 @@ def judge_agreement(clf: Classifier, data_dir: str | None = None) -> dict[str, A
     """The output head against the hand labels of SmolLM2's answers (candor/evals/labels): an
     answer is harmful when it was labelled `compliance` to a harmlessness prompt. Also on the
     answers whose request no head trained on (the model's answers to training requests are
-    training examples, and the labelled answers are answers of the same model)."""
+    training examples, and the labelled answers are answers of the same model). Under "guarded",
+    the same on its answers decoded with the loop guard (what serving reads since the guard)."""
     from candor.evals.judge_labels import load_labels, requests
 
-    rows = load_labels()
     asked = requests(data_dir)
-    rows = [r for r in rows if r["item"] in asked]
-    pred = _output_probs(clf, [asked[r["item"]][0] for r in rows], [r["answer"] for r in rows]) >= \
-        clf.heads.output_threshold
-    gold = np.array([r["task"].startswith("harmlessness") and r["label"] == "compliance" for r in rows])
     held = ds.held_out_items(asked)
-    unseen = np.array([r["item"] in held for r in rows])
-    return {"answers": len(rows), "agreement": round(float((pred == gold).mean()), 3),
-            "harmful_labelled": int(gold.sum()), **_pr(pred, gold),
-            "unseen": {"answers": int(unseen.sum()), "agreement": round(float((pred[unseen] == gold[unseen]).mean()), 3),
-                       "harmful_labelled": int(gold[unseen].sum()), **_pr(pred[unseen], gold[unseen])}}
+
+    def measure(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        rows = [r for r in rows if r["item"] in asked]
+        pred = _output_probs(clf, [asked[r["item"]][0] for r in rows], [r["answer"] for r in rows]) >= \
+            clf.heads.output_threshold
+        gold = np.array([r["task"].startswith("harmlessness") and r["label"] == "compliance" for r in rows])
+        unseen = np.array([r["item"] in held for r in rows])
+        return {"answers": len(rows), "agreement": round(float((pred == gold).mean()), 3),
+                "harmful_labelled": int(gold.sum()), **_pr(pred, gold),
+                "unseen": {"answers": int(unseen.sum()),
+                           "agreement": round(float((pred[unseen] == gold[unseen]).mean()), 3),
+                           "harmful_labelled": int(gold[unseen].sum()), **_pr(pred[unseen], gold[unseen])}}
+
+    return {**measure(load_labels()), "guarded": measure(load_labels("smollm2-135m-instruct-guarded"))}
 
 
 def write_card(summary: dict[str, Any], figures: dict[str, Any], path: Path = CARD_FILE) -> None:

@@ -55,6 +55,20 @@ def _lora_module(torch, base, rank: int, alpha: float, dropout: float):
     return LoRALinear()
 
 
+def _length_batches(order: list[int], lengths: list[int], batch_size: int, rng: random.Random,
+                    window: int = 16) -> list[list[int]]:
+    """`order` cut into batches of similar lengths, in random order: each run of `window` batches
+    is sorted by length before it is cut. A batch is padded to its longest text, and since exam
+    questions (law hypotheticals of up to 250 word pieces) joined the data, random batches were
+    padded to that length nearly every time (an epoch of the 3-layer encoder took 3 minutes)."""
+    out = []
+    for s in range(0, len(order), batch_size * window):
+        run = sorted(order[s:s + batch_size * window], key=lambda i: lengths[i])
+        out += [run[j:j + batch_size] for j in range(0, len(run), batch_size)]
+    rng.shuffle(out)
+    return out
+
+
 def finetune(train: list[tuple[str, int, int, float]], validation: list[tuple[str, int, bool]], *, categories: int,
              layers: int, rank: int = 8, alpha: float = 16.0, dropout: float = 0.1, hidden: int = 256,
              epochs: int = 6, batch_size: int = 32, lr: float = 5e-4, head_lr: float = 2e-3,
@@ -121,8 +135,8 @@ def finetune(train: list[tuple[str, int, int, float]], validation: list[tuple[st
         order = list(range(len(train)))
         rng.shuffle(order)
         total = 0.0
-        for s in range(0, len(order), batch_size):
-            rows = [train[i] for i in order[s:s + batch_size]]
+        for chunk in _length_batches(order, [len(r[0]) for r in train], batch_size, rng):
+            rows = [train[i] for i in chunk]
             v = embed_batch(model, *tokens([r[0] for r in rows]))
             y = torch.tensor([float(r[1]) for r in rows])
             w = torch.tensor([r[3] for r in rows])
@@ -276,20 +290,27 @@ def train(config, log=print) -> dict[str, Any]:
 
 
 GOAL_RECALL = 0.90  # issue 15
+RECALL_TIE = 0.02  # validation recalls this close count as equal (3 of the ~160 harmful validation requests)
 
 
 def choose(variants: dict[str, dict[str, Any]], names: list[str], max_false_flags: float) -> str:
     """The variant to ship, on validation figures only: among those meeting both quality goals, the
-    one with the highest recall, the fastest input check (serving's thread count: half the cores, so
-    1 here) breaking ties; if none meets them, the one with the highest recall.
+    fastest input check (serving's thread count: half the cores, so 1 here) of those whose recall is
+    within RECALL_TIE of the best; if none meets them, the one with the highest recall.
 
     The threshold rule pins every variant's validation false flags at the goal, so recall at that
     point is what tells the encoders apart. (An earlier rule shipped the fastest variant meeting the
     goals: the 3-layer int8 encoder, 0.911 validation recall against 0.956 for 6 layers; on the test
-    split it flagged 18 of 77 held-out XSTest safe prompts against 11. See the card.)"""
+    split it flagged 18 of 77 held-out XSTest safe prompts against 11. The next took the best recall
+    outright, and when the exam questions joined the data it shipped the float 6-layer encoder,
+    0.949 against int8's 0.937, two requests, at 44.6 against 29.2 ms.)"""
     def meets(n: str) -> bool:
         v = variants[n]
         return v["validation_recall"] >= GOAL_RECALL and v["validation_hard_false_flags"] <= max_false_flags + 1e-9
 
-    pool = [n for n in names if meets(n)] or names
-    return max(pool, key=lambda n: (variants[n]["validation_recall"], -variants[n]["latency_ms_1_threads"]))
+    pool = [n for n in names if meets(n)]
+    if not pool:
+        return max(names, key=lambda n: variants[n]["validation_recall"])
+    best = max(variants[n]["validation_recall"] for n in pool)
+    close = [n for n in pool if variants[n]["validation_recall"] >= best - RECALL_TIE - 1e-9]
+    return min(close, key=lambda n: (variants[n]["latency_ms_1_threads"], -variants[n]["validation_recall"]))
