@@ -113,7 +113,7 @@ def sampler_cost(entry, tokens: int = 500, history: int = 300) -> dict[str, floa
 
     import llama_cpp as lib
 
-    from candor.engine.base import DRY_BREAKERS
+    from candor.engine.batching import add_repetition_guard, dry_breakers
     from candor.engine.hub import repetition_guard
     from candor.engine.weights import ensure_weights
 
@@ -125,16 +125,12 @@ def sampler_cost(entry, tokens: int = 500, history: int = 300) -> dict[str, floa
     params.n_ctx = 512
     ctx = lib.llama_init_from_model(model, params)
     lib.llama_decode(ctx, lib.llama_batch_get_one((ctypes.c_int32 * 3)(1, 2, 3), 3))
-    breakers = (ctypes.c_char_p * len(DRY_BREAKERS))(*(b.encode() for b in DRY_BREAKERS))
+    breakers = dry_breakers()
     out = {}
     for label, guarded in (("greedy", False), ("guard + greedy", True), ("greedy again", False)):
         chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
-        if guarded:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_penalties(
-                n_vocab, guard.repeat_last_n, guard.repeat_penalty, 0.0, 0.0))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dry(
-                vocab, guard.dry_multiplier, guard.dry_base, guard.dry_allowed_length, guard.dry_penalty_last_n,
-                breakers, len(DRY_BREAKERS)))
+        if guarded:  # the serving engine's own code for it
+            add_repetition_guard(lib, chain, vocab, n_vocab, guard, breakers)
         lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
         for i in range(history):
             lib.llama_sampler_accept(chain, (i * 7919) % n_vocab)

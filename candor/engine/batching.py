@@ -117,6 +117,23 @@ class _Sequence:
         return len(self.kv) < len(self.job.tokens)
 
 
+def dry_breakers():
+    """DRY's sequence breakers as the C array llama.cpp's sampler takes."""
+    return (ctypes.c_char_p * len(DRY_BREAKERS))(*(b.encode() for b in DRY_BREAKERS))
+
+
+def add_repetition_guard(lib, chain, vocab, n_vocab: int, guard: RepetitionGuard, breakers) -> None:
+    """`guard`'s samplers at the head of `chain` (llama.cpp's order: penalties, then DRY); `breakers`
+    from `dry_breakers`."""
+    if guard.repeat_penalty != 1.0:
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_penalties(
+            n_vocab, guard.repeat_last_n, guard.repeat_penalty, 0.0, 0.0))
+    if guard.dry_multiplier > 0:
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dry(
+            vocab, guard.dry_multiplier, guard.dry_base, guard.dry_allowed_length, guard.dry_penalty_last_n,
+            breakers, len(DRY_BREAKERS)))
+
+
 class Batcher:
     """The worker thread and the llama.cpp context it alone touches."""
 
@@ -125,7 +142,7 @@ class Batcher:
                  repetition: RepetitionGuard | None = None, name: str = "model"):
         self._lib = lib
         self.repetition = repetition or RepetitionGuard()
-        self._dry_breakers = (ctypes.c_char_p * len(DRY_BREAKERS))(*(b.encode() for b in DRY_BREAKERS))
+        self._dry_breakers = dry_breakers()
         self._vocab = vocab
         self.slots = slots
         self.name = name
@@ -417,7 +434,7 @@ class Batcher:
         # A grammar's refused tokens would enter the loop guard's history (ConstrainedSampler samples
         # the chain first), and a format's structure repeats by design: constrained answers go without.
         if not job.grammar:
-            self._add_repetition_guard(chain)
+            add_repetition_guard(lib, chain, self._vocab, self._n_vocab, self.repetition, self._dry_breakers)
             if sampling.penalised:  # the request's own (OpenAI's), over its whole answer (a ring of that size)
                 lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_penalties(
                     self._n_vocab, job.max_tokens, 1.0, sampling.frequency_penalty, sampling.presence_penalty))
@@ -432,17 +449,6 @@ class Batcher:
         seed = sampling.seed if sampling.seed is not None else random.getrandbits(31)
         lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
         return chain
-
-    def _add_repetition_guard(self, chain) -> None:
-        """The model's `RepetitionGuard` samplers at the head of `chain` (llama.cpp's order)."""
-        lib, guard = self._lib, self.repetition
-        if guard.repeat_penalty != 1.0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_penalties(
-                self._n_vocab, guard.repeat_last_n, guard.repeat_penalty, 0.0, 0.0))
-        if guard.dry_multiplier > 0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dry(
-                self._vocab, guard.dry_multiplier, guard.dry_base, guard.dry_allowed_length,
-                guard.dry_penalty_last_n, self._dry_breakers, len(DRY_BREAKERS)))
 
     def _step(self) -> None:
         for seq in list(self._active):
