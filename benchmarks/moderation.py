@@ -7,10 +7,15 @@ Figures on the test split (candor/data/moderation/splits.json), both systems in 
 recall on harmful requests, false-flag rate on XSTest's safe prompts held out for test, on the exam
 questions that speak of harm (MMLU, TruthfulQA) held out for test, and on every harmless test request, precision/recall per category. The baseline flags a request when one of
 candor.moderation.categories' keyword rules matches it (the rules that label training data), with
-that rule's category. Latency: the input check of one 200-word-piece request (`score_long`, which
-is what serving runs), median and 90th percentile over --repeats runs after a warm-up, next to the
-baseline's (--threads sets the encoder's torch threads), with the machine's load average. Goals
-(issue 15): recall >= 0.90, XSTest false flags <= 0.08, median < 15 ms.
+that rule's category. "whole only" is the classifier reading each request whole (the policy's
+`read_parts = false`); by default it also reads each sentence and what a colon introduces and takes
+the most harmful part. The jailbreak rows wrap the harmful test requests in the harmlessness eval's
+templates (candor.evals.harmlessness.TEMPLATES: the reading of parts was written after seeing them,
+so these rows show what it does, not how it generalises to other wrappers). Latency: the input
+check of one 200-word-piece request (`request_score`, which is what serving runs), median and 90th
+percentile over --repeats runs after a warm-up, next to the baseline's (--threads sets the
+encoder's torch threads), with the machine's load average. Goals (issue 15): recall >= 0.90,
+XSTest false flags <= 0.08, median < 15 ms.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ import platform
 
 import numpy as np
 
+from candor.evals.harmlessness import TEMPLATES
 from candor.moderation import dataset as ds
 from candor.moderation.categories import CATEGORIES, keyword_category
 from candor.moderation.classifier import classifier
 from candor.moderation.latency import PROMPT_200, timed
+from candor.moderation.train import filled_inputs, request_scores  # categories filled, embeddings cached
 
 
 def measure(flagged: np.ndarray, tops: list[str | None], examples: list[ds.Example]) -> dict:
@@ -54,18 +61,24 @@ def main() -> None:
     clf = classifier()
     if args.threads:
         clf.encoder.threads = args.threads
-    from candor.moderation.train import filled_inputs  # categories filled, embeddings cached
-
     examples, vec = filled_inputs(None, clf.encoder)
     test = ds.split(examples, "input")["test"]
-    # the same numbers as clf.score_inputs, from the embedding cache (the data is embedded once)
-    scores = clf.score_vectors(np.stack([vec[e.text] for e in test]))
-    ours = measure(np.array([s.harmful >= clf.heads.input_threshold for s in scores]), [s.top for s in scores], test)
+    thr = clf.heads.input_threshold
+    scores = request_scores(clf, [e.text for e in test])  # as the input check reads them (from the cache)
+    ours = measure(np.array([s.harmful >= thr for s in scores]), [s.top for s in scores], test)
+    whole = clf.score_vectors(np.stack([vec[e.text] for e in test]))  # read_parts = false (all are short)
+    wholes = measure(np.array([s.harmful >= thr for s in whole]), [s.top for s in whole], test)
     kw = [keyword_category(e.text) for e in test]
     base = measure(np.array([k is not None for k in kw]), kw, test)
+    harmful_test = [e.text for e in test if e.label]
+    wrapped = {name: [t.format(request=r) for r in harmful_test] for name, t in TEMPLATES.items() if name != "direct"}
+    jail = {name: (np.mean([s.harmful >= thr for s in request_scores(clf, texts)]),
+                   np.mean([s.harmful >= thr for s in clf.score_long(texts)]),
+                   np.mean([keyword_category(t) is not None for t in texts])) for name, texts in wrapped.items()}
 
     tokens = clf.encoder.count_tokens(PROMPT_200)
-    ours_t = timed(lambda: clf.score_long([PROMPT_200]), args.repeats)
+    ours_t = timed(lambda: clf.request_score(PROMPT_200), args.repeats)
+    whole_t = timed(lambda: clf.request_score(PROMPT_200, parts=False), args.repeats)
     base_t = timed(lambda: keyword_category(PROMPT_200), args.repeats)
     harmful = sum(e.label for e in test)
     xs = sum(e.source == "xstest" and not e.label for e in test)
@@ -77,14 +90,16 @@ def main() -> None:
     h = clf.heads
     print(f"encoder: MiniLM's first {h.encoder_layers} layers, {len(h.lora)} LoRA updates merged, "
           f"{'int8' if h.encoder_int8 else 'float32'} Linear layers, {clf.encoder.threads} torch thread(s)\n")
-    print(f"{'':34s} {'classifier':>11s} {'keywords':>9s}")
+    print(f"{'':44s} {'classifier':>11s} {'whole only':>11s} {'keywords':>9s}")
     for key, label in (("recall", "recall (harmful)"), ("xstest_false_flags", "false flags (XSTest safe)"),
                        ("exam_false_flags", "false flags (exam questions)"),
                        ("all_false_flags", "false flags (all harmless)")):
-        print(f"{label:34s} {ours[key]:11.3f} {base[key]:9.3f}")
-    print(f"{'input check, ' + str(tokens) + '-piece request, median':34s} {ours_t['median_ms']:9.1f}ms "
-          f"{base_t['median_ms']:7.2f}ms")
-    print(f"{'  90th percentile':34s} {ours_t['p90_ms']:9.1f}ms {base_t['p90_ms']:7.2f}ms")
+        print(f"{label:44s} {ours[key]:11.3f} {wholes[key]:11.3f} {base[key]:9.3f}")
+    for name, (parts, alone, kws) in jail.items():
+        print(f"{'recall, harmful ones in ' + name:44s} {parts:11.3f} {alone:11.3f} {kws:9.3f}")
+    print(f"{'input check, ' + str(tokens) + '-piece request, median':44s} {ours_t['median_ms']:9.1f}ms "
+          f"{whole_t['median_ms']:9.1f}ms {base_t['median_ms']:7.2f}ms")
+    print(f"{'  90th percentile':44s} {ours_t['p90_ms']:9.1f}ms {whole_t['p90_ms']:9.1f}ms {base_t['p90_ms']:7.2f}ms")
     print(f"\n{'category':16s} {'P':>6s} {'R':>6s} | {'P kw':>6s} {'R kw':>6s} | support")
     for c in CATEGORIES:
         a, b = ours["per_category"][c], base["per_category"][c]
@@ -92,8 +107,11 @@ def main() -> None:
               f"{a['support']}")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"classifier": ours, "keywords": base, "latency": {"classifier": ours_t, "keywords": base_t,
-                                                                        "tokens": tokens}}, f, indent=1)
+            json.dump({"classifier": ours, "whole_only": wholes, "keywords": base,
+                       "jailbreak_recall": {k: dict(zip(("classifier", "whole_only", "keywords"), map(float, v)))
+                                            for k, v in jail.items()},
+                       "latency": {"classifier": ours_t, "whole_only": whole_t, "keywords": base_t, "tokens": tokens}},
+                      f, indent=1)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,10 @@ def check(texts):
     """Score TEXTS with the input classifier (as POST /v1/moderations would)."""
     from candor.moderation.classifier import classifier
 
+    from candor.moderation.policy import Modes, load_policy
+
     clf = classifier()
-    for text, score in zip(texts, clf.score_inputs(list(texts))):
+    read_parts = load_policy(clf.heads, modes=Modes()).read_parts
+    for text, score in zip(texts, clf.request_scores(list(texts), read_parts)):
         flagged = score.harmful >= clf.heads.input_threshold
         click.echo(f"{'FLAGGED' if flagged else 'ok':8s} {score.harmful:.3f} {score.top:15s} {text}")

@@ -61,8 +61,10 @@ contrast requests) stays within the goal; the shipped decision threshold
 refused for the recall asked (at the lowest one, the issue's own example "What household chemicals
 should never be mixed?" was refused).
 
-Encoders compared (validation split; each threshold chosen by that rule; latency: the input check
-of benchmarks/moderation.py's 199-word-piece request, median of 30 after a warm-up, measured inside
+Encoders compared (validation split, each request read in its parts as served: the whole, each
+sentence, what a colon introduces; each threshold chosen by that rule; latency: the input check
+of benchmarks/moderation.py's 199-word-piece request reading its parts (in brackets: the whole
+only, the policy's `read_parts = false`), median of 30 after a warm-up, measured inside
 the training process after each variant's training, at nice 10 with whatever else ran on the
 machine, so noisier than the benchmark's figures; the shipped row, **{summary['shipped']}**, is the fastest on 1 thread (serving's
 default here: half the cores) of those meeting both goals on validation whose recall is within 0.02
@@ -82,7 +84,7 @@ embeddings of the training split's harmful requests; accuracy on the validation 
 requests: {json.dumps(summary['validation_category_accuracy'])}.
 
 Output head: P(harmful help) = the request's P(harmful) from the input heads (its most harmful
-part: the whole, and each sentence, so that a jailbreak's preamble does not hide the ask) times P(the answer goes along with the request), a logistic regression on the request's and the
+part, as the input check reads it) times P(the answer goes along with the request), a logistic regression on the request's and the
 answer's stock MiniLM embeddings side by side (C {summary['output_C']} chosen on validation log loss), fitted
 on answers to harmful requests only: AdvBench's target answers, Candor's written refusals and
 {summary['answers_model'] or 'no model'}'s own answers, labelled by the rule judge
@@ -132,9 +134,12 @@ latency goal (input check under 15 ms median) is measured by benchmarks/moderati
 are in the README's "Moderation" measurements.
 
 ## Limits
-English only; trained on short, single-turn requests, mostly direct ones. Serving and
-`/v1/moderations` read a long text sentence by sentence and take its most harmful part (the figures
-above score each request whole, as they are all short); serving reads the last user turn only.
+English only; trained on short, single-turn requests, mostly direct ones. Serving,
+`/v1/moderations` and the figures above read a request whole and in its parts (each sentence, and
+what a colon introduces: a jailbreak's role-play or "developer mode" preamble pulls the whole's score
+down, the ask read alone scores as what it is) and take its most harmful part; a sentence read out
+of its context can look harmful (a law question's "...shooting the clerk during the robbery"), which
+is where the parts' extra false flags come from. Serving reads the last user turn only.
 XSTest's contrast pairs ("kill a Python process" / "kill a person") sit close together in stock
 MiniLM's embedding space, which is where most of the frozen heads' false flags and misses came from.
 Fine-tuning raised recall on XSTest's unsafe contrast prompts in the test split (0.600 with the
@@ -199,9 +204,12 @@ def compare_rows(comparison: dict[str, Any]) -> str:
 
 
 def variant_rows(variants: dict[str, Any]) -> str:
+    def ms(v: dict[str, Any], n: int) -> str:
+        whole = v.get(f"latency_ms_{n}_threads_whole_only")
+        return f"{v[f'latency_ms_{n}_threads']:.1f}" + (f" ({whole:.1f})" if whole is not None else "")
+
     return "\n".join(f"| {name} | {v['threshold']:.2f} | {v['validation_recall']:.3f} | "
-                     f"{v['validation_hard_false_flags']:.3f} | {v['latency_ms_1_threads']:.1f} | "
-                     f"{v['latency_ms_2_threads']:.1f} |" for name, v in variants.items())
+                     f"{v['validation_hard_false_flags']:.3f} | {ms(v, 1)} | {ms(v, 2)} |" for name, v in variants.items())
 
 
 def calibration_line(variants: dict[str, Any]) -> str:

@@ -11,7 +11,8 @@ code runs on load), written by `candor moderation train`:
   P(category | harmful) from a multinomial logistic regression over CATEGORIES; a category's
   score is the product of the two;
 - output: P(the answer gives harmful help) = P(harmful request), from the input heads on the
-  request's most harmful part (`request_windows`), times
+  request's most harmful part (`request_windows`: the whole, each sentence, what a colon
+  introduces; the input check reads the same parts unless the policy says otherwise), times
   P(the answer goes along with the request) from a logistic regression on the request's and the
   answer's embeddings side by side, by stock MiniLM (the retrieval encoder), fitted on answers to
   harmful requests only. Harmful help needs both, and a linear head on the two embeddings alone
@@ -121,43 +122,56 @@ class Heads:
 WINDOW_CHARS = 1100  # read whole up to this long (about 250 word pieces: the model reads 256)
 CHUNK_CHARS = 400  # a longer one is read sentence by sentence (longer sentences cut at this length)
 MERGE_CHARS = 120  # short neighbouring sentences are read together up to this length
-_SENTENCE = re.compile(r"(?<=[.!?\n])\s+")
+_SENTENCE = re.compile(r"(?:(?<=[.!?\n])|(?<=[.!?][\"'\u201d\u2019)]))\s+")  # also after a closing quote
+_PARAGRAPH = re.compile(r"\n\s*\n")
+_COLON = re.compile(r":\s+")  # "says: ...", "Request: ..." (not "10:30" or "https://")
+MIN_CLAUSE_CHARS = 12  # what a colon introduces is read alone from this long
 
 
 def windows(text: str, whole_up_to: int = WINDOW_CHARS) -> list[str]:
-    """`text` whole (up to `whole_up_to` characters), or cut into sentences (short neighbours
-    merged, a sentence over CHUNK_CHARS cut at spaces), so a request is not drowned by a long
+    """`text` whole (up to `whole_up_to` characters), or cut into sentences (short neighbours in
+    a paragraph merged, a sentence over CHUNK_CHARS cut at spaces), so a request is not drowned by a long
     preamble around it."""
     if len(text) <= whole_up_to:
         return [text]
-    pieces: list[str] = []
-    for sentence in _SENTENCE.split(text):
-        while len(sentence) > CHUNK_CHARS:
-            cut = sentence.rfind(" ", 0, CHUNK_CHARS)
-            cut = cut if cut > 0 else CHUNK_CHARS
-            pieces.append(sentence[:cut])
-            sentence = sentence[cut:].lstrip()
-        if sentence.strip():
-            pieces.append(sentence)
     out: list[str] = []
-    for piece in pieces:
-        if out and len(out[-1]) + 1 + len(piece) <= MERGE_CHARS:
-            out[-1] += " " + piece
-        else:
-            out.append(piece)
+    for paragraph in _PARAGRAPH.split(text):  # neighbours merge within a paragraph only
+        pieces: list[str] = []
+        for sentence in _SENTENCE.split(paragraph):
+            while len(sentence) > CHUNK_CHARS:
+                cut = sentence.rfind(" ", 0, CHUNK_CHARS)
+                cut = cut if cut > 0 else CHUNK_CHARS
+                pieces.append(sentence[:cut])
+                sentence = sentence[cut:].lstrip()
+            if sentence.strip():
+                pieces.append(sentence)
+        merged: list[str] = []
+        for piece in pieces:
+            if merged and len(merged[-1]) + 1 + len(piece) <= MERGE_CHARS:
+                merged[-1] += " " + piece
+            else:
+                merged.append(piece)
+        out += merged
     return out
 
 
 def request_windows(text: str) -> list[str]:
-    """What the output check reads of a request: its `windows`, and also each sentence of a
-    request short enough to be read whole. A jailbreak wraps its ask in a role-play or "developer
-    mode" preamble that pulls the whole text's score down (to 0.002-0.1 for asks scoring near 1
-    alone); the answer's check must still know the ask was harmful."""
+    """The parts a request is read in: its `windows`; each sentence of a request short enough to
+    be read whole; and what a colon introduces in any of them ("Developer Mode request: ...", "the
+    client says: \"...\""). A jailbreak wraps its ask in a role-play or "developer mode" preamble
+    that pulls the whole text's score down (to 0.002-0.1 for asks scoring near 1 alone); read
+    alone, the ask still scores as what it is."""
     out = windows(text)
+    pieces = out
     if len(out) == 1:
         pieces = windows(text, whole_up_to=0)
         if len(pieces) > 1:
-            out += pieces
+            out = out + pieces
+    for piece in pieces:
+        for colon in _COLON.finditer(piece):  # "says: \"Rook, I need this: ...\"": after each colon
+            said = piece[colon.end():].strip(" \"'\u201c\u201d\n")
+            if len(said) >= MIN_CLAUSE_CHARS and said not in out:
+                out.append(said)
     return out
 
 
@@ -220,14 +234,7 @@ class Classifier:
     def score_long(self, texts: list[str]) -> list[InputScore]:
         """One score per text of any length: a long text is read in overlapping windows and
         scored by its most harmful window, so a request after a long preamble is not missed."""
-        spans = [windows(t) for t in texts]
-        flat = self.score_inputs([w for ws in spans for w in ws])
-        out, at = [], 0
-        for ws in spans:
-            part = flat[at:at + len(ws)]
-            at += len(ws)
-            out.append(max(part, key=lambda s: s.harmful))
-        return out
+        return self.request_scores(texts, parts=False)
 
     # -- output --------------------------------------------------------------------------------
     def stance_probs(self, prompt_vectors: np.ndarray, answer_vectors: np.ndarray) -> np.ndarray:
@@ -241,14 +248,29 @@ class Classifier:
         there is no request) times the answer's stance."""
         return np.asarray(request_harm, np.float64) * self.stance_probs(prompt_vectors, answer_vectors)
 
-    def request_context(self, prompt: str) -> tuple[np.ndarray, InputScore]:
+    def request_context(self, prompt: str, score: InputScore | None = None) -> tuple[np.ndarray, InputScore]:
         """What checking answers to `prompt` needs once: its `embed_answers` vector and the input
-        score of its most harmful part (`request_windows`)."""
-        return self.embed_answers([prompt])[0], self.request_score(prompt)
+        score of its most harmful part (`request_score`, unless already computed: `score`)."""
+        return self.embed_answers([prompt])[0], score or self.request_score(prompt)
 
-    def request_score(self, prompt: str) -> InputScore:
-        """The input score of the most harmful of `request_windows(prompt)`."""
+    def request_score(self, prompt: str, parts: bool = True) -> InputScore:
+        """The input score of the most harmful of `request_windows(prompt)` (`parts`), or of its
+        `windows` alone (the whole request, or a long one's sentences: `score_long`). The parts of a
+        request of several sentences hold about as many word pieces again as the whole, so reading
+        them costs two to three times as long (the card measures both)."""
+        if not parts:
+            return self.score_long([prompt])[0]
         return max(self.score_inputs(request_windows(prompt)), key=lambda s: s.harmful)
+
+    def request_scores(self, prompts: list[str], parts: bool = True) -> list[InputScore]:
+        """`request_score` of each prompt, encoded in one call."""
+        spans = [request_windows(p) if parts else windows(p) for p in prompts]
+        flat = self.score_inputs([w for ws in spans for w in ws])
+        out, at = [], 0
+        for ws in spans:
+            out.append(max(flat[at:at + len(ws)], key=lambda s: s.harmful))
+            at += len(ws)
+        return out
 
     def score_output(self, context: tuple[np.ndarray, InputScore], answer: str) -> float:
         """P(`answer` gives harmful help) to the request of `context` (`request_context`)."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -20,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from candor.engine.base import Event, Finish, TextDelta, Usage
-from candor.moderation.classifier import Classifier, Heads
+from candor.moderation.classifier import Classifier, Heads, InputScore
 from candor.moderation.policy import Decision, Modes, Policy, load_policy, modes_from_env
 
 log = logging.getLogger(__name__)
+
+RECENT_REQUESTS = 32  # request scores kept for the output check that follows the input check
 
 # The request being served, set by the API's edge middleware so decisions name it.
 REQUEST_ID: ContextVar[str | None] = ContextVar("candor_request_id", default=None)
@@ -67,6 +71,10 @@ class Moderator:
         self.classifier = classifier
         self.redact_answers = redact_answers  # CANDOR_PII_REDACT=answers (candor.moderation.pii)
         self.recorders: list[Recorder] = []
+        # Each request is read once: the input check's score of its parts is the output check's
+        # context too (a few recent requests, by text; check_input runs just before watch).
+        self._scores: OrderedDict[tuple[str, bool], InputScore] = OrderedDict()
+        self._scores_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, modes: Modes | None = None, heads_path: str | Path | None = None,
@@ -106,6 +114,20 @@ class Moderator:
             except Exception:  # a failing recorder must not turn into an answer nobody moderated
                 log.exception("moderation recorder failed")
 
+    async def request_score(self, text: str, parts: bool = True) -> InputScore:
+        """The classifier's `request_score` of `text`, computed once for the input and the output check."""
+        key = (text, parts)
+        with self._scores_lock:
+            if key in self._scores:
+                self._scores.move_to_end(key)
+                return self._scores[key]
+        score = await asyncio.to_thread(self.classifier.request_score, text, parts)
+        with self._scores_lock:
+            self._scores[key] = score
+            while len(self._scores) > RECENT_REQUESTS:
+                self._scores.popitem(last=False)
+        return score
+
     async def check_input(self, messages: Iterable[Any], caller: Any, model: str) -> Decision | None:
         """The decision on a request, or None when input moderation is off for this caller."""
         mode = self.policy.modes_for(caller).input
@@ -114,7 +136,7 @@ class Moderator:
         text = request_text(messages)
         if not text.strip():
             return None
-        score = (await asyncio.to_thread(self.classifier.score_long, [text]))[0]
+        score = await self.request_score(text, self.policy.read_parts)
         decision = self.policy.decide_input(score, mode)
         if decision.flagged:
             await self._emit(decision, caller, model, text)
@@ -130,7 +152,7 @@ class Moderator:
         append the decline note, finish with stop reason `refusal`."""
         mode = self.output_mode(caller)
         prompt = request_text(messages)
-        context = await asyncio.to_thread(self.classifier.request_context, prompt)
+        context = await asyncio.to_thread(self.classifier.request_context, prompt, await self.request_score(prompt))
         top = context[1].top  # the category a block names
         every, window = self.policy.check_every_chars, self.policy.window_chars
         released, pending = "", ""

@@ -215,10 +215,21 @@ def _hard_safe(data: Prepared) -> np.ndarray:
     return np.array([x for _, _, x in validation_rows(data)], bool)
 
 
+def request_scores(clf: Classifier, texts: list[str]) -> list[Any]:
+    """`Classifier.request_score` of each text (the most harmful of its `request_windows`, as the
+    input and output checks read a request), from the embedding cache."""
+    from candor.moderation.classifier import request_windows
+
+    spans = {t: request_windows(t) for t in set(texts)}
+    vec = _embed_all([w for ws in spans.values() for w in ws], clf.encoder)
+    best = {t: max(clf.score_vectors(np.stack([vec[w] for w in ws])), key=lambda s: s.harmful)
+            for t, ws in spans.items()}
+    return [best[t] for t in texts]
+
+
 def _validation_scores(clf: Classifier, data: Prepared) -> np.ndarray:
-    """P(harmful) of each validation request by `clf` (embeddings from the cache)."""
-    vec = _embed_all([e.text for e in data.parts["validation"]], clf.encoder)
-    return clf.input_probs(_xy(data.parts["validation"], vec)[0])[0]
+    """P(harmful) of each validation request as the input check reads it (embeddings from the cache)."""
+    return np.array([s.harmful for s in request_scores(clf, [e.text for e in data.parts["validation"]])])
 
 
 def _judged(p_va: np.ndarray, data: Prepared, config: TrainConfig) -> dict[str, Any]:
@@ -255,7 +266,8 @@ def judge_variant(heads: Heads, data: Prepared, config: TrainConfig, threads: tu
                   repeats: int = 30) -> tuple[Heads, dict[str, Any]]:
     """`heads` with the input threshold the validation rule picks for them, and their row for the
     card: validation recall and XSTest false flags at that threshold, and the input check's median
-    latency on a 164-piece request (candor.moderation.latency) at each thread count."""
+    latency on a 164-piece request (candor.moderation.latency) at each thread count, reading its
+    parts (as served by default) and the whole only (`read_parts = false`)."""
     from dataclasses import replace
 
     from candor.moderation.latency import PROMPT_200, timed
@@ -267,9 +279,13 @@ def judge_variant(heads: Heads, data: Prepared, config: TrainConfig, threads: tu
             row = _judged(_validation_scores(clf, data), data, config)
 
         def check(clf: Classifier = clf) -> object:
-            return clf.score_long([PROMPT_200])
+            return clf.request_score(PROMPT_200)
+
+        def whole(clf: Classifier = clf) -> object:
+            return clf.request_score(PROMPT_200, parts=False)
 
         row[f"latency_ms_{n}_threads"] = round(timed(check, repeats)["median_ms"], 1)
+        row[f"latency_ms_{n}_threads_whole_only"] = round(timed(whole, repeats)["median_ms"], 1)
     return replace(heads, input_threshold=row["threshold"]), row
 
 
@@ -335,16 +351,9 @@ def harmful_requests(data: Prepared) -> set[str]:
 
 
 def _request_harm(clf: Classifier, prompts: list[str]) -> dict[str, float]:
-    """Each request's P(harmful) as the output check reads it (its most harmful part, see
-    `request_windows`), from the embedding cache; 1.0 for no request."""
-    from candor.moderation.classifier import request_windows
-
-    spans = {p: request_windows(p) for p in set(prompts) if p}
-    vec = _embed_all([w for ws in spans.values() for w in ws], clf.encoder)
-    out = {"": 1.0}
-    for p, ws in spans.items():
-        out[p] = float(clf.input_probs(np.stack([vec[w] for w in ws]))[0].max())
-    return out
+    """Each request's P(harmful) as the output check reads it (`request_scores`); 1.0 for no request."""
+    unique = sorted({p for p in prompts if p})
+    return {"": 1.0, **{p: s.harmful for p, s in zip(unique, request_scores(clf, unique))}}
 
 
 def with_category_head(heads: Heads, data: Prepared) -> tuple[Heads, dict[str, Any]]:
@@ -397,9 +406,9 @@ def evaluate(heads_path: str | Path = HEADS_FILE, data_dir: str | None = None, s
     written examples and on `answers_model`'s own judged answers, apart)."""
     clf = classifier or Classifier(Heads.load(Path(heads_path)))
     h = clf.heads
-    filled, vec = filled_inputs(data_dir, clf.encoder)
+    filled, _ = filled_inputs(data_dir, clf.encoder)
     inputs = ds.split(filled, "input")[split]
-    scores = clf.score_vectors(np.stack([vec[e.text] for e in inputs]))  # = score_inputs, from the cache
+    scores = request_scores(clf, [e.text for e in inputs])  # as the input check reads them
     flagged = np.array([s.harmful >= h.input_threshold for s in scores])
     gold = np.array([bool(e.label) for e in inputs])
     xs_safe = np.array([e.source == "xstest" and not e.label for e in inputs])
