@@ -37,6 +37,16 @@ def test_batching_and_order_do_not_change_vectors():
     assert np.allclose(together, alone, atol=1e-5)
 
 
+def test_batches_group_texts_of_similar_length():
+    """Padding goes to a batch's longest text: a long text and short ones are not batched together."""
+    texts = ["a" * 10, "b" * 12, "c" * 900, "d" * 20, "e" * 1000]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    assert embeddings.length_groups(order, texts, 64) == [[0, 1, 3], [2, 4]]
+    assert embeddings.length_groups(order, texts, 2) == [[0, 1], [3], [2, 4]]
+    vectors = encoder().encode(texts)
+    assert np.allclose(vectors, np.concatenate([encoder().encode([t]) for t in texts]), atol=1e-5)
+
+
 def test_meaning_decides_similarity():
     a, b, c = encoder().encode(TEXTS[:3])
     assert a @ b > a @ c + 0.2

@@ -76,7 +76,6 @@ def redact_stored_command():
 def check(texts):
     """Score TEXTS with the input classifier (as POST /v1/moderations would)."""
     from candor.moderation.classifier import classifier
-
     from candor.moderation.policy import Modes, load_policy
 
     clf = classifier()
