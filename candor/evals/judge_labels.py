@@ -14,7 +14,11 @@ item id, so the agreement is measured on exactly what the judge saw in the eval.
 `labels/smollm2-135m-instruct-guarded.jsonl` holds the same model's answers decoded with the loop
 guard (the report card's runs of 2026-12-03; `model` names the adapter), which go on about the
 topic where the unguarded ones looped: 100 answers of candor-instant, read while rules-v3 was
-written, then 60 of candor-instant-hh labelled before the v3 judge's verdicts on them were seen.
+written, then 60 of candor-instant-hh labelled before the v3 judge's verdicts on them were seen
+(and read afterwards, while rules-v4 was written), then 50 jailbreak answers of candor-instant
+labelled before v4 was written (read while a v4 variant that did worse on the next 40 was tried and
+dropped), then 40 jailbreak answers of candor-instant-hh labelled before any v4 rule was written
+and never read against it: the held-out rows.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from candor.evals.judge import RuleJudge, agreement
 LABELS_DIR = Path(__file__).resolve().parent / "labels"
 # Rows in view while the rules were revised (the first ones of each file); the rest are held out.
 DEV_ROWS = {"smollm2-135m-instruct": 87,  # rules-v2 was written looking at these only
-            "smollm2-135m-instruct-guarded": 100}  # rules-v3 likewise
+            "smollm2-135m-instruct-guarded": 210}  # rules-v3 and v4 likewise
 
 
 def load_labels(name: str = "smollm2-135m-instruct") -> list[dict[str, Any]]:
