@@ -232,8 +232,8 @@ class Classifier:
         return self.score_vectors(self.embed(texts))
 
     def score_long(self, texts: list[str]) -> list[InputScore]:
-        """One score per text of any length: a long text is read in overlapping windows and
-        scored by its most harmful window, so a request after a long preamble is not missed."""
+        """One score per text of any length: a long text is read sentence by sentence (`windows`)
+        and scored by its most harmful piece, so a request after a long preamble is not missed."""
         return self.request_scores(texts, parts=False)
 
     # -- output --------------------------------------------------------------------------------
@@ -251,16 +251,14 @@ class Classifier:
     def request_context(self, prompt: str, score: InputScore | None = None) -> tuple[np.ndarray, InputScore]:
         """What checking answers to `prompt` needs once: its `embed_answers` vector and the input
         score of its most harmful part (`request_score`, unless already computed: `score`)."""
-        return self.embed_answers([prompt])[0], score or self.request_score(prompt)
+        return self.embed_answers([prompt])[0], score if score is not None else self.request_score(prompt)
 
     def request_score(self, prompt: str, parts: bool = True) -> InputScore:
         """The input score of the most harmful of `request_windows(prompt)` (`parts`), or of its
         `windows` alone (the whole request, or a long one's sentences: `score_long`). The parts of a
         request of several sentences hold about as many word pieces again as the whole, so reading
         them costs two to three times as long (the card measures both)."""
-        if not parts:
-            return self.score_long([prompt])[0]
-        return max(self.score_inputs(request_windows(prompt)), key=lambda s: s.harmful)
+        return self.request_scores([prompt], parts)[0]
 
     def request_scores(self, prompts: list[str], parts: bool = True) -> list[InputScore]:
         """`request_score` of each prompt, encoded in one call."""
