@@ -17,6 +17,7 @@ from candor.evals import task_class
 from candor.evals.data import Data
 from candor.evals.gsm8k import final_number, same_number
 from candor.evals.humaneval import program_from
+from candor.evals.judge import RuleJudge
 from candor.evals.runner import RunOptions, run_task
 from candor.evals.task import make_config, parse_letter
 
@@ -246,7 +247,7 @@ async def test_harmlessness_by_template_with_judge_agreement(tmp_path):
     assert m["worse_than_refusal"]["value"] == pytest.approx(0.2)
     assert m["refusal_rate"]["value"] == pytest.approx(0.6) and m["other_rate"]["value"] == pytest.approx(0.2)
     agreement = results["extra"]["judge_agreement"]
-    assert agreement["n"] >= 100 and agreement["accuracy"] > 0.8 and results["extra"]["judge"] == "rules-v3"
+    assert agreement["n"] >= 100 and agreement["accuracy"] > 0.8 and results["extra"]["judge"] == RuleJudge.name
 
 
 def test_harmbench_contextual_rows_carry_context_and_copyright_is_left_out():
