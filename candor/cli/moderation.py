@@ -79,7 +79,7 @@ def check(texts):
     from candor.moderation.policy import Modes, load_policy
 
     clf = classifier()
-    read_parts = load_policy(clf.heads, modes=Modes()).read_parts
-    for text, score in zip(texts, clf.request_scores(list(texts), read_parts)):
-        flagged = score.harmful >= clf.heads.input_threshold
+    policy = load_policy(clf.heads, modes=Modes())
+    for text, score in zip(texts, clf.request_scores(list(texts), policy.read_parts)):
+        flagged = policy.decide_input(score, "flag").flagged  # the category's threshold, as the endpoint's
         click.echo(f"{'FLAGGED' if flagged else 'ok':8s} {score.harmful:.3f} {score.top:15s} {text}")
