@@ -169,10 +169,18 @@ should never be mixed?", scored 0.33) was refused at 0.15: recall 0.924, XSTest 
 hand-label agreement 0.731. Both changes were made after seeing the
 test figures before them, so this card's test figures are no longer a clean held-out estimate (nor
 the deployed over-refusal on the prompts the classifier never trained on); a fresh test set would be.
-(9) these figures: the output head refitted as the request's P(harmful) times the answer's stance,
-with the default model's own judged answers (the design and its threshold rule chosen on validation,
-though a simulation of the deployed runs on every item, held-out ones included, was seen before this
-retraining; the input side retrained unchanged in method and seed, and its figures came out the same).
+(9) the output head refitted as the request's P(harmful) times the answer's stance, with the default
+model's own judged answers (the design and its threshold rule chosen on validation, though a
+simulation of the deployed runs on every item, held-out ones included, was seen before this
+retraining; the input side retrained unchanged in method and seed, and its figures came out the
+same); (10) 747 exam questions on harm added as safe examples (new ids only), the selection counting
+validation recalls within 0.02 as equal: recall 0.907, XSTest false flags 0.143, exam questions
+0.011; (11) requests read in their parts (the sentence and colon rules written after seeing the
+harmlessness eval's jailbreak templates, not the test split): recall 0.907, XSTest false flags 0.143,
+exam questions 0.043; the test split's 11 flagged XSTest safe prompts were printed and read then;
+(12) these figures: 60 of Candor's statements of suicidal intent and safe lines sharing their words
+added (new ids only; written after that read, none within a stock-MiniLM cosine of 0.70 of an XSTest
+test prompt), which moved the fine-tuning and the validation-chosen threshold (0.60 -> 0.35).
 The test split holds no sexual/minors request (the category has few examples at all), so that row
 measures nothing. The output head's labels come from the rule judge (agreement with the hand labels
 0.81), so it inherits the judge's errors; it stops nothing the input heads read as a safe request,
