@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,10 +261,12 @@ class Classifier:
         them costs two to three times as long (the card measures both)."""
         return self.request_scores([prompt], parts)[0]
 
-    def request_scores(self, prompts: list[str], parts: bool = True) -> list[InputScore]:
-        """`request_score` of each prompt, encoded in one call."""
+    def request_scores(self, prompts: list[str], parts: bool = True,
+                       embed: Callable[[list[str]], np.ndarray] | None = None) -> list[InputScore]:
+        """`request_score` of each prompt, encoded in one call (by `embed`, default `self.embed`;
+        training passes its embedding cache)."""
         spans = [request_windows(p) if parts else windows(p) for p in prompts]
-        flat = self.score_inputs([w for ws in spans for w in ws])
+        flat = self.score_vectors((embed or self.embed)([w for ws in spans for w in ws]))
         out, at = [], 0
         for ws in spans:
             out.append(max(flat[at:at + len(ws)], key=lambda s: s.harmful))

@@ -216,15 +216,13 @@ def _hard_safe(data: Prepared) -> np.ndarray:
 
 
 def request_scores(clf: Classifier, texts: list[str]) -> list[Any]:
-    """`Classifier.request_score` of each text (the most harmful of its `request_windows`, as the
-    input and output checks read a request), from the embedding cache."""
-    from candor.moderation.classifier import request_windows
+    """`Classifier.request_scores` of `texts` (each read in its parts, as the input and output
+    checks read a request), with the embeddings from the cache."""
+    def cached(pieces: list[str]) -> np.ndarray:
+        vec = _embed_all(pieces, clf.encoder)
+        return np.stack([vec[p] for p in pieces]) if pieces else np.zeros((0, clf.heads.harm_w1.shape[0]))
 
-    spans = {t: request_windows(t) for t in set(texts)}
-    vec = _embed_all([w for ws in spans.values() for w in ws], clf.encoder)
-    best = {t: max(clf.score_vectors(np.stack([vec[w] for w in ws])), key=lambda s: s.harmful)
-            for t, ws in spans.items()}
-    return [best[t] for t in texts]
+    return clf.request_scores(texts, embed=cached)
 
 
 def _validation_scores(clf: Classifier, data: Prepared) -> np.ndarray:
