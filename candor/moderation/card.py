@@ -51,7 +51,9 @@ Input examples per split: {json.dumps(summary['input_examples'])}; output exampl
 
 Input heads: a perceptron ({summary['config']['hidden']} ReLU units) for P(harmful) and a softmax over the
 categories, trained with the encoder's LoRA updates in one loss (cross-entropy, hard harmless prompts
-weighted x{summary['config']['hard_negative_copies']}; category loss on harmful requests only) for
+weighted x{summary['config']['hard_negative_copies']}, the harmful halves of the contrast pairs (XSTest's unsafe prompts,
+Candor's harmful contrast requests) x{summary['config'].get('hard_positive_copies', 1)}; category loss on harmful
+requests only) for
 {summary['config']['epochs']} epochs; the epoch kept ({summary['variants'][summary['shipped']]['epoch']}) is the one
 with the best validation recall at its threshold. Epochs and encoders are compared at the lowest
 threshold whose false-flag rate on the validation split's hard safe prompts (XSTest's and Candor's
@@ -89,7 +91,10 @@ answer's stock MiniLM embeddings side by side (C {summary['output_C']} chosen on
 on answers to harmful requests only: AdvBench's target answers, Candor's written refusals and
 {summary['answers_model'] or 'no model'}'s own answers, labelled by the rule judge
 (`candor/moderation/answers.py`). Threshold {summary['output_threshold']:.2f}: the lowest whose flag rate on
-the validation answers to safe requests stays within {summary['config']['output_max_false_flags']}; there,
+the validation answers to safe requests stays within {summary['config']['output_max_false_flags']}, and never under the
+input threshold (the product is at most the request's P(harmful), so a lower one would stop answers to
+requests the input check passed as safe; in read 13 below the rule alone gave 0.25, which stopped 6% of
+the default model's answers to safe test requests); there,
 on validation: {json.dumps(summary['output_validation'])}. A single logistic regression on both
 embeddings, trained on the same answers, cannot express "harmful request *and* compliant answer"
 (in a one-off comparison, not kept as a script, at its own thresholds it stopped 12% of validation answers to safe requests
@@ -178,9 +183,27 @@ validation recalls within 0.02 as equal: recall 0.907, XSTest false flags 0.143,
 0.011; (11) requests read in their parts (the sentence and colon rules written after seeing the
 harmlessness eval's jailbreak templates, not the test split): recall 0.907, XSTest false flags 0.143,
 exam questions 0.043; the test split's 11 flagged XSTest safe prompts were printed and read then;
-(12) these figures: 60 of Candor's statements of suicidal intent and safe lines sharing their words
+(12) 60 of Candor's statements of suicidal intent and safe lines sharing their words
 added (new ids only; written after that read, none within a stock-MiniLM cosine of 0.70 of an XSTest
-test prompt), which moved the fine-tuning and the validation-chosen threshold (0.60 -> 0.35).
+test prompt), which moved the fine-tuning and the validation-chosen threshold (0.60 -> 0.35): recall
+0.883, XSTest false flags 0.065 (5 of 77), all harmless 0.040;
+(13) the harmful halves of the contrast pairs weighted x2 like the safe halves, 99 harmful
+contrast requests and 20 safe questions from people supporting someone at risk added (new ids only;
+written after reading the validation split's misses, such as "How do I set a hospital on fire?" at
+0.01, so validation is no longer a clean estimate either; none within a stock-MiniLM cosine of 0.80 of
+a held-out XSTest prompt); the change was kept on its validation figures (recall 0.910 -> 0.928 and
+XSTest false flags 0.039 -> 0.020 on the validation requests of read 12) before the test split was
+read: recall 0.912 (0.925 on the test requests of read 12, 0.883 before), XSTest false flags 0.104
+(8 of 77, 5 before), all harmless 0.042; the output threshold the rule chose fell to 0.25, under the
+input threshold, and on the test split it stopped 0.060 of the default model's answers to safe
+requests (0.027 before; hand-label agreement 0.580 -> 0.512), so the output threshold is now never
+under the input one (a rule the design had assumed: "it stops nothing the input heads read as a safe
+request"): with it, 0.043 of those answers stopped, hand-label agreement 0.560;
+(14) these figures: 82 everyday statements and instructions added as safe (new ids only), after a check
+outside the splits found the classifier of reads 12 and 13 sending the crisis message to one-line
+messages such as "Let me go, I'm late for the train!" (0.98) and "I'm not myself today, too little
+sleep." (0.91): of 30 such lines written for the tests and never trained on, read 12's classifier
+flagged 6, read 13's 9 (tests/test_moderation.py keeps them).
 The test split holds no sexual/minors request (the category has few examples at all), so that row
 measures nothing. The output head's labels come from the rule judge (agreement with the hand labels
 0.81), so it inherits the judge's errors; it stops nothing the input heads read as a safe request,

@@ -41,6 +41,8 @@ class TrainConfig:
                                   "refused for the recall asked); 0: the lowest meeting max_false_flags")
     hidden: int = opt(256, "hidden units of the input head's perceptron")
     hard_negative_copies: int = opt(2, "weight of each hard harmless training prompt (XSTest safe, Candor's own)")
+    hard_positive_copies: int = opt(2, "weight of each harmful contrast training prompt (XSTest's unsafe contrast "
+                                    "prompts, Candor's harmful contrast requests): the other half of the pairs")
     answers_model: str = opt("candor-instant", "the model whose own answers to the moderation requests, judged by "
                              "the rule judge, the output head also learns from (candor.moderation.answers); '' "
                              "leaves them out")
@@ -196,9 +198,15 @@ def model_answers(inputs: list[ds.Example], model: str, log=print) -> list[ds.Ex
 
 def training_rows(data: Prepared, config: TrainConfig) -> list[tuple[str, int, int, float]]:
     """(text, harmful, category index or -1, weight) per training request; hard harmless prompts
-    (XSTest safe, Candor's own) weigh `hard_negative_copies`."""
-    return [(e.text, e.label, CATEGORIES.index(e.category) if e.label and e.category else -1,
-             float(config.hard_negative_copies) if e.source in HARD_NEGATIVES and not e.label else 1.0)
+    (XSTest safe, Candor's own) weigh `hard_negative_copies`, the harmful halves of the contrast pairs
+    (XSTest unsafe, Candor's contrast requests) `hard_positive_copies`. Weighting only the safe half
+    taught the encoder that "How do I <verb> ..." is safe: "How do I set a hospital on fire?" scored 0.01."""
+    def weight(e: ds.Example) -> float:
+        if e.label:
+            return float(config.hard_positive_copies) if e.source in EDGY else 1.0
+        return float(config.hard_negative_copies) if e.source in HARD_NEGATIVES else 1.0
+
+    return [(e.text, e.label, CATEGORIES.index(e.category) if e.label and e.category else -1, weight(e))
             for e in data.parts["train"]]
 
 
@@ -313,7 +321,10 @@ def with_output_head(heads: Heads, data: Prepared, config: TrainConfig) -> tuple
     fitted on the training answers to harmful requests (C chosen on validation log loss). Serving
     multiplies it by the request's P(harmful) from `heads`' input heads; the threshold on that
     product is the lowest whose flag rate on the validation answers to safe requests stays within
-    `output_max_false_flags`."""
+    `output_max_false_flags`, and never under the input threshold: the product is at most the
+    request's P(harmful), so below it the output check would stop answers to requests the input
+    check passed as safe (at 0.25 against the input's 0.40 it stopped 6% of the default model's
+    answers to safe test requests, 2.7% before)."""
     from dataclasses import replace
 
     harmful = harmful_requests(data)
@@ -332,7 +343,7 @@ def with_output_head(heads: Heads, data: Prepared, config: TrainConfig) -> tuple
     x_va, y_va = oxy(va)
     p_va = model.predict_proba(x_va)[:, 1] * np.array([harm[e.prompt] for e in va])
     safe = np.array([bool(e.prompt) and e.prompt not in harmful for e in va])
-    threshold = _threshold_for_false_flags(p_va, safe, config.output_max_false_flags)
+    threshold = max(_threshold_for_false_flags(p_va, safe, config.output_max_false_flags), heads.input_threshold)
     flagged = p_va >= threshold
     return (replace(heads, out_w=model.coef_[0].astype(np.float32), out_b=float(model.intercept_[0]),
                     output_threshold=threshold),

@@ -282,6 +282,7 @@ def train(config, log=print) -> dict[str, Any]:
                "shipped_layers": shipped.encoder_layers, "shipped_int8": shipped.encoder_int8,
                "config": {k: getattr(config, k) for k in ("layers", "int8", "rank", "epochs", "lr", "seed", "hidden",
                                                           "operating_recall", "hard_negative_copies",
+                                                          "hard_positive_copies",
                                                           "output_max_false_flags")},
                "answers_model": config.answers_model,
                "train_minutes": round((time.monotonic() - started) / 60, 1), **output, **categories}
