@@ -9,7 +9,9 @@ questions that speak of harm (MMLU, TruthfulQA) held out for test, and on every 
 candor.moderation.categories' keyword rules matches it (the rules that label training data), with
 that rule's category. "whole only" is the classifier reading each request whole (the policy's
 `read_parts = false`); by default it also reads each sentence and what a colon introduces and takes
-the most harmful part. The jailbreak rows wrap the harmful test requests in the harmlessness eval's
+the most harmful part. The everyday row counts the held-out one-liners of
+candor/data/moderation/everyday-held-out.txt flagged under the default policy's per-category
+thresholds (self-harm acts at 0.3), as serving decides. The jailbreak rows wrap the harmful test requests in the harmlessness eval's
 templates (candor.evals.harmlessness.TEMPLATES: the reading of parts was written after seeing them,
 so these rows show what it does, not how it generalises to other wrappers). Latency: the input
 check of one 200-word-piece request (`request_score`, which is what serving runs), median and 90th
@@ -32,6 +34,7 @@ from candor.moderation import dataset as ds
 from candor.moderation.categories import CATEGORIES, keyword_category
 from candor.moderation.classifier import classifier
 from candor.moderation.latency import PROMPT_200, timed
+from candor.moderation.policy import Modes, load_policy
 from candor.moderation.train import filled_inputs, request_scores  # categories filled, embeddings cached
 
 
@@ -76,6 +79,12 @@ def main() -> None:
                    np.mean([s.harmful >= thr for s in clf.score_long(texts)]),
                    np.mean([keyword_category(t) is not None for t in texts])) for name, texts in wrapped.items()}
 
+    policy = load_policy(clf.heads, modes=Modes())  # per-category thresholds (self-harm 0.3), as serving decides
+    everyday = ds.everyday_held_out()
+    chat = (sum(policy.decide_input(s, "flag").flagged for s in request_scores(clf, everyday)),
+            sum(policy.decide_input(s, "flag").flagged for s in clf.score_long(everyday)),
+            sum(keyword_category(t) is not None for t in everyday))
+
     tokens = clf.encoder.count_tokens(PROMPT_200)
     ours_t = timed(lambda: clf.request_score(PROMPT_200), args.repeats)
     whole_t = timed(lambda: clf.request_score(PROMPT_200, parts=False), args.repeats)
@@ -95,6 +104,8 @@ def main() -> None:
                        ("exam_false_flags", "false flags (exam questions)"),
                        ("all_false_flags", "false flags (all harmless)")):
         print(f"{label:44s} {ours[key]:11.3f} {wholes[key]:11.3f} {base[key]:9.3f}")
+    print(f"{'everyday one-liners flagged, of ' + str(len(everyday)) + ' (policy)':44s} {chat[0]:11d} {chat[1]:11d} "
+          f"{chat[2]:9d}")
     for name, (parts, alone, kws) in jail.items():
         print(f"{'recall, harmful ones in ' + name:44s} {parts:11.3f} {alone:11.3f} {kws:9.3f}")
     print(f"{'input check, ' + str(tokens) + '-piece request, median':44s} {ours_t['median_ms']:9.1f}ms "
@@ -108,6 +119,7 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"classifier": ours, "whole_only": wholes, "keywords": base,
+                       "everyday_flagged": dict(zip(("classifier", "whole_only", "keywords"), map(int, chat))),
                        "jailbreak_recall": {k: dict(zip(("classifier", "whole_only", "keywords"), map(float, v)))
                                             for k, v in jail.items()},
                        "latency": {"classifier": ours_t, "whole_only": whole_t, "keywords": base_t, "tokens": tokens}},

@@ -86,6 +86,12 @@ def own_lines(path: Path) -> list[str]:
             if line.strip() and not line.startswith("#")]
 
 
+def everyday_held_out() -> list[str]:
+    """Everyday one-liners never trained on, the false-flag check for ordinary chat (tests and
+    benchmarks/moderation.py): nothing in `input_examples` reads this file."""
+    return own_lines(DATA / "everyday-held-out.txt")
+
+
 def _first_turn(transcript: str) -> tuple[str, str] | None:
     from candor.cai.hh import parse_transcript
 
