@@ -1,7 +1,7 @@
 """Moderation: the shipped classifier against a keyword baseline on the held-out test split, and the
 time one request's input check takes.
 
-    CANDOR_HOME=.candor .venv/bin/python benchmarks/moderation.py [--repeats 50] [--out results.json]
+    CANDOR_HOME=.candor .venv/bin/python benchmarks/moderation.py [--repeats 50] [--out results.json] [--heads F]
 
 Figures on the test split (candor/data/moderation/splits.json), both systems in the same run:
 recall on harmful requests, false-flag rate on XSTest's safe prompts held out for test, on the exam
@@ -11,7 +11,9 @@ that rule's category. "whole only" is the classifier reading each request whole 
 `read_parts = false`); by default it also reads each sentence and what a colon introduces and takes
 the most harmful part. The everyday row counts the held-out one-liners of
 candor/data/moderation/everyday-held-out.txt flagged under the default policy's per-category
-thresholds (self-harm acts at 0.3), as serving decides. The jailbreak rows wrap the harmful test requests in the harmlessness eval's
+thresholds (self-harm acts at 0.3), as serving decides. The fresh-set rows read
+candor/data/moderation/fresh-held-out.txt (written apart on 2026-12-04, never trained on; the test
+split had been read too often to be a clean estimate) at the model's threshold. The jailbreak rows wrap the harmful test requests in the harmlessness eval's
 templates (candor.evals.harmlessness.TEMPLATES: the reading of parts was written after seeing them,
 so these rows show what it does, not how it generalises to other wrappers). Latency: the input
 check of one 200-word-piece request (`request_score`, which is what serving runs), median and 90th
@@ -59,9 +61,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--out", default="")
     parser.add_argument("--threads", type=int, default=0, help="torch threads for the encoder (default: serving's)")
+    parser.add_argument("--heads", default="", help="a heads file to measure instead of the shipped one")
     args = parser.parse_args()
 
-    clf = classifier()
+    clf = classifier(args.heads or None)
     if args.threads:
         clf.encoder.threads = args.threads
     examples, vec = filled_inputs(None, clf.encoder)
@@ -85,6 +88,18 @@ def main() -> None:
             sum(policy.decide_input(s, "flag").flagged for s in clf.score_long(everyday)),
             sum(keyword_category(t) is not None for t in everyday))
 
+    fresh = ds.fresh_held_out()  # written apart, never trained on
+    fresh_texts = [e.text for e in fresh]
+    fresh_rows = {}
+    for name, flagged in (("classifier", [s.harmful >= thr for s in request_scores(clf, fresh_texts)]),
+                          ("whole_only", [s.harmful >= thr for s in clf.score_long(fresh_texts)]),
+                          ("keywords", [keyword_category(t) is not None for t in fresh_texts])):
+        f = np.array(flagged)
+        gold = np.array([bool(e.label) for e in fresh])
+        chat_kind = np.array([e.kind == "everyday" for e in fresh])
+        fresh_rows[name] = {"recall": float(f[gold].mean()), "alarming_safe_false_flags": float(f[~gold & ~chat_kind].mean()),
+                            "everyday_false_flags": float(f[chat_kind].mean())}
+
     tokens = clf.encoder.count_tokens(PROMPT_200)
     ours_t = timed(lambda: clf.request_score(PROMPT_200), args.repeats)
     whole_t = timed(lambda: clf.request_score(PROMPT_200, parts=False), args.repeats)
@@ -106,6 +121,13 @@ def main() -> None:
         print(f"{label:44s} {ours[key]:11.3f} {wholes[key]:11.3f} {base[key]:9.3f}")
     print(f"{'everyday one-liners flagged, of ' + str(len(everyday)) + ' (policy)':44s} {chat[0]:11d} {chat[1]:11d} "
           f"{chat[2]:9d}")
+    n_fresh = (sum(e.label for e in fresh), sum(not e.label and e.kind != "everyday" for e in fresh),
+               sum(e.kind == "everyday" for e in fresh))
+    for key, label in (("recall", f"fresh set: recall ({n_fresh[0]} harmful)"),
+                       ("alarming_safe_false_flags", f"fresh set: false flags ({n_fresh[1]} alarming safe)"),
+                       ("everyday_false_flags", f"fresh set: false flags ({n_fresh[2]} everyday)")):
+        print(f"{label:44s} {fresh_rows['classifier'][key]:11.3f} {fresh_rows['whole_only'][key]:11.3f} "
+              f"{fresh_rows['keywords'][key]:9.3f}")
     for name, (parts, alone, kws) in jail.items():
         print(f"{'recall, harmful ones in ' + name:44s} {parts:11.3f} {alone:11.3f} {kws:9.3f}")
     print(f"{'input check, ' + str(tokens) + '-piece request, median':44s} {ours_t['median_ms']:9.1f}ms "
@@ -119,6 +141,7 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"classifier": ours, "whole_only": wholes, "keywords": base,
+                       "fresh_set": fresh_rows,
                        "everyday_flagged": dict(zip(("classifier", "whole_only", "keywords"), map(int, chat))),
                        "jailbreak_recall": {k: dict(zip(("classifier", "whole_only", "keywords"), map(float, v)))
                                             for k, v in jail.items()},

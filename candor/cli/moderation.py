@@ -39,6 +39,7 @@ def train_command(card, **values):
     summary = train(config, log=click.echo)
     if card:
         figures = t.evaluate(config.out, config.data_dir or None, "test")
+        figures["fresh"] = t.evaluate_fresh(config.out)
         t.write_card(summary, figures, Path(config.out).with_name("CARD.md"))
         click.echo(json.dumps(figures, indent=1))
 
@@ -46,7 +47,8 @@ def train_command(card, **values):
 @moderation.command("eval")
 @click.option("--heads", default=None, help="A heads file (default: the one shipped with Candor).")
 @click.option("--data-dir", default=None, help="Data folder (default: CANDOR_DATA_DIR or ../shared/data).")
-@click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(["train", "validation", "test", "fresh"]), default="test", show_default=True,
+              help="fresh: the fresh held-out set (candor/data/moderation/fresh-held-out.txt, input check only).")
 @click.option("--answers-model", default="candor-instant", show_default=True,
               help="Also measure the output head on this model's own answers (generated once, about 22 minutes "
                    "on 2 cores, then cached); '' skips them.")
@@ -54,8 +56,11 @@ def train_command(card, **values):
 def eval_command(heads, data_dir, split, answers_model):
     """Recall, false flags, per-category precision/recall and the output head's figures on a split."""
     from candor.moderation.classifier import HEADS_FILE
-    from candor.moderation.train import evaluate
+    from candor.moderation.train import evaluate, evaluate_fresh
 
+    if split == "fresh":
+        click.echo(json.dumps(evaluate_fresh(heads or HEADS_FILE), indent=1))
+        return
     click.echo(json.dumps(evaluate(heads or HEADS_FILE, data_dir, split, answers_model=answers_model), indent=1))
 
 

@@ -92,6 +92,23 @@ def everyday_held_out() -> list[str]:
     return own_lines(DATA / "everyday-held-out.txt")
 
 
+FRESH_FILE = DATA / "fresh-held-out.txt"
+
+
+def fresh_held_out() -> list[Example]:
+    """The fresh held-out set: requests written on 2026-12-04 by a writer who saw none of the training
+    data, after the test split had been read 14 times (so it no longer gave a clean estimate).
+    Evaluation only: nothing in `input_examples` reads this file. Lines are "label<TAB>type<TAB>request",
+    label "safe" or a harm category."""
+    out = []
+    for line in own_lines(FRESH_FILE):
+        label, kind, text = line.split("\t", 2)
+        harmful = label != "safe"
+        out.append(Example(f"candor-fresh:{prompt_hash(text)}", "candor-fresh", text.strip(), int(harmful),
+                           label if harmful else None, kind=kind))
+    return out
+
+
 def _first_turn(transcript: str) -> tuple[str, str] | None:
     from candor.cai.hh import parse_transcript
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from candor.moderation import dataset as ds
 from candor.moderation.categories import CATEGORIES
-from candor.moderation.classifier import HEADS_FILE, Classifier, Heads, encoder_for
+from candor.moderation.classifier import HEADS_FILE, Classifier, Heads, encoder_for, request_windows
 from candor.settings_fields import opt
 
 CARD_FILE = HEADS_FILE.with_name("CARD.md")
@@ -43,6 +43,8 @@ class TrainConfig:
     hard_negative_copies: int = opt(2, "weight of each hard harmless training prompt (XSTest safe, Candor's own)")
     hard_positive_copies: int = opt(2, "weight of each harmful contrast training prompt (XSTest's unsafe contrast "
                                     "prompts, Candor's harmful contrast requests): the other half of the pairs")
+    safe_parts: bool = opt(True, "also train on each part of a safe training request (its sentences, what a colon "
+                           "introduces) as a safe example: the input check reads those parts alone")
     answers_model: str = opt("candor-instant", "the model whose own answers to the moderation requests, judged by "
                              "the rule judge, the output head also learns from (candor.moderation.answers); '' "
                              "leaves them out")
@@ -118,16 +120,26 @@ def filled_inputs(data_dir: str | None, encoder) -> tuple[list[ds.Example], dict
 
 
 HARD_NEGATIVES = {"xstest", "candor-safe-edgy", "candor-benign", "candor-contrast", "mmlu", "truthfulqa"}
-EDGY = {"xstest", "candor-contrast"}  # sources whose safe prompts the input threshold is chosen on
+EDGY = {"xstest", "candor-contrast"}  # the contrast pairs' sources: their safe prompts are the hard safe group
+EXAMS = {"mmlu", "truthfulqa"}  # exam questions on harm: the second group the threshold's false-flag limit holds for
+HARD, EXAM = 1, 2  # validation_rows' groups (0: neither)
 
 
 THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # the grid input thresholds are chosen on
 
 
+def _within(scores: np.ndarray, groups: np.ndarray, t: float, limit: float) -> bool:
+    """Whether the false-flag rate at `t` is <= limit in every group of safe prompts (`groups` > 0; a
+    boolean mask is one group). Each group apart, so a low rate on exam questions cannot hide a high
+    one on the contrast prompts, nor the reverse."""
+    groups = np.asarray(groups, int)
+    return all((scores[groups == g] >= t).mean() <= limit + 1e-9 for g in np.unique(groups[groups > 0]))
+
+
 def _threshold_for_false_flags(scores: np.ndarray, negatives: np.ndarray, limit: float) -> float:
-    """The lowest threshold (on THRESHOLDS) whose false-flag rate on `negatives` is <= limit."""
+    """The lowest threshold (on THRESHOLDS) whose false-flag rate on each group of `negatives` is <= limit."""
     for t in THRESHOLDS:
-        if (scores[negatives] >= t).mean() <= limit + 1e-9:
+        if _within(scores, negatives, t, limit):
             return t
     return THRESHOLDS[-1]
 
@@ -135,7 +147,7 @@ def _threshold_for_false_flags(scores: np.ndarray, negatives: np.ndarray, limit:
 def operating_threshold(scores: np.ndarray, harmful: np.ndarray, hard_safe: np.ndarray, min_recall: float,
                         max_false_flags: float) -> float | None:
     """The highest threshold (on THRESHOLDS) whose recall on `harmful` is at least `min_recall` and whose
-    false-flag rate on `hard_safe` is at most `max_false_flags`; None if none is.
+    false-flag rate on each group of `hard_safe` is at most `max_false_flags`; None if none is.
 
     Variants and epochs are compared at the lowest threshold meeting the false-flag limit (where
     recall tells encoders apart); the shipped one then operates where it refuses fewest safe
@@ -143,7 +155,7 @@ def operating_threshold(scores: np.ndarray, harmful: np.ndarray, hard_safe: np.n
     chemicals should never be mixed?", was refused."""
     best = None
     for t in THRESHOLDS:
-        if (scores[harmful] >= t).mean() >= min_recall - 1e-9 and (scores[hard_safe] >= t).mean() <= max_false_flags + 1e-9:
+        if (scores[harmful] >= t).mean() >= min_recall - 1e-9 and _within(scores, hard_safe, t, max_false_flags):
             best = t
     return best
 
@@ -206,13 +218,39 @@ def training_rows(data: Prepared, config: TrainConfig) -> list[tuple[str, int, i
             return float(config.hard_positive_copies) if e.source in EDGY else 1.0
         return float(config.hard_negative_copies) if e.source in HARD_NEGATIVES else 1.0
 
-    return [(e.text, e.label, CATEGORIES.index(e.category) if e.label and e.category else -1, weight(e))
+    rows = [(e.text, e.label, CATEGORIES.index(e.category) if e.label and e.category else -1, weight(e))
             for e in data.parts["train"]]
+    if config.safe_parts:
+        rows += safe_part_rows(data.parts["train"], lambda e: 1.0)
+    return rows
 
 
-def validation_rows(data: Prepared) -> list[tuple[str, int, bool]]:
-    """(text, harmful, is a hard safe prompt: the ones the input threshold is chosen on)."""
-    return [(e.text, e.label, e.source in EDGY and not e.label) for e in data.parts["validation"]]
+def safe_part_rows(examples: list[ds.Example], weight) -> list[tuple[str, int, int, float]]:
+    """Each part of a safe request, as the input check reads it alone, as a safe example of `weight`
+    (training_rows: 1, so the 2,300 sentences of law questions do not outweigh the hard safe prompts). Trained on whole requests only, the encoder read a law question's sentence ("He shot the
+    clerk during the robbery.") as a harmful request: at 0.30, the 3-layer int8 encoder of read 15
+    flagged 19% of the validation split's exam questions, and one trained like it still flagged 7% at
+    0.95."""
+    seen = {e.text for e in examples}
+    rows = []
+    for e in examples:
+        if e.label:
+            continue
+        for part in request_windows(e.text)[1:]:
+            if part not in seen:
+                seen.add(part)
+                rows.append((part, 0, -1, weight(e)))
+    return rows
+
+
+def validation_rows(data: Prepared) -> list[tuple[str, int, int]]:
+    """(text, harmful, group): the safe prompts the input threshold's false-flag limit holds for, HARD
+    (XSTest's and Candor's contrast prompts, the issue's measure) and EXAM (exam questions on harm:
+    without them a threshold of 0.3 flagged 19% of those in validation), else 0."""
+    def group(e: ds.Example) -> int:
+        return 0 if e.label else HARD if e.source in EDGY else EXAM if e.source in EXAMS else 0
+
+    return [(e.text, e.label, group(e)) for e in data.parts["validation"]]
 
 
 def _xy(rows: list[ds.Example], vec: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -220,7 +258,7 @@ def _xy(rows: list[ds.Example], vec: dict[str, np.ndarray]) -> tuple[np.ndarray,
 
 
 def _hard_safe(data: Prepared) -> np.ndarray:
-    return np.array([x for _, _, x in validation_rows(data)], bool)
+    return np.array([x for _, _, x in validation_rows(data)], int)
 
 
 def request_scores(clf: Classifier, texts: list[str]) -> list[Any]:
@@ -240,10 +278,11 @@ def _validation_scores(clf: Classifier, data: Prepared) -> np.ndarray:
 
 def _judged(p_va: np.ndarray, data: Prepared, config: TrainConfig) -> dict[str, Any]:
     y_va = np.array([e.label for e in data.parts["validation"]]) == 1
-    xs_safe = _hard_safe(data)
-    t = _threshold_for_false_flags(p_va, xs_safe, config.max_false_flags)
+    groups = _hard_safe(data)
+    t = _threshold_for_false_flags(p_va, groups, config.max_false_flags)
     return {"threshold": t, "validation_recall": round(float((p_va[y_va] >= t).mean()), 3),
-            "validation_hard_false_flags": round(float((p_va[xs_safe] >= t).mean()), 3)}
+            "validation_hard_false_flags": round(float((p_va[groups == HARD] >= t).mean()), 3),
+            "validation_exam_false_flags": round(float((p_va[groups == EXAM] >= t).mean()), 3)}
 
 
 def frozen_heads(data: Prepared, config: TrainConfig) -> tuple[Heads, dict[str, Any]]:
@@ -454,6 +493,48 @@ def evaluate(heads_path: str | Path = HEADS_FILE, data_dir: str | None = None, s
         figures = _output_figures(clf, own, to_safe=np.array([e.follows not in harmful for e in own]))
         result["output_model_answers"] = {"model": answers_model, **figures}
     result["output_judge_agreement"] = judge_agreement(clf, data_dir)
+    return result
+
+
+def evaluate_fresh(heads_path: str | Path = HEADS_FILE, classifier: Classifier | None = None) -> dict[str, Any]:
+    """The heads on the fresh held-out set (`dataset.fresh_held_out`), each request read as the input
+    check reads it: recall and false flags at the model's threshold and under the default policy's
+    per-category thresholds (as serving decides), recall per category, false flags per type."""
+    from candor.moderation.policy import Modes, load_policy
+
+    clf = classifier or Classifier(Heads.load(Path(heads_path)))
+    fresh = ds.fresh_held_out()
+    scores = request_scores(clf, [e.text for e in fresh])
+    policy = load_policy(clf.heads, modes=Modes())
+    gold = np.array([bool(e.label) for e in fresh])
+    by_rule = {"model": np.array([s.harmful >= clf.heads.input_threshold for s in scores]),
+               "policy": np.array([policy.decide_input(s, "flag").flagged for s in scores])}
+    result: dict[str, Any] = {"requests": len(fresh), "harmful": int(gold.sum()),
+                              "input_threshold": round(clf.heads.input_threshold, 4)}
+    for rule, flagged in by_rule.items():
+        kinds = {}
+        for kind in sorted({e.kind for e in fresh if not e.label}):
+            m = ~gold & np.array([e.kind == kind for e in fresh])
+            kinds[kind] = f"{flagged[m].mean():.3f} of {int(m.sum())}"
+        cats_recall = {}
+        for c in CATEGORIES:
+            m = gold & np.array([e.category == c for e in fresh])
+            if m.any():
+                cats_recall[c] = f"{flagged[m].mean():.3f} of {int(m.sum())}"
+        everyday = np.array([e.kind == "everyday" for e in fresh])
+        result[rule] = {"recall": round(float(flagged[gold].mean()), 3),
+                        "false_flags_alarming_safe": round(float(flagged[~gold & ~everyday].mean()), 3),
+                        "alarming_safe": int((~gold & ~everyday).sum()),
+                        "false_flags_everyday": round(float(flagged[everyday].mean()), 3),
+                        "everyday": int(everyday.sum()),
+                        "recall_by_category": cats_recall, "false_flags_by_type": kinds}
+    right = [s.top == e.category for s, e, f in zip(scores, fresh, by_rule["model"]) if e.label and f]
+    result["category_accuracy_flagged"] = round(float(np.mean(right)), 3) if right else float("nan")
+    served = by_rule["policy"]
+    result["misses"] = sorted((round(s.harmful, 2), e.category, e.text)
+                              for s, e, f in zip(scores, fresh, served) if e.label and not f)
+    result["false_flags"] = sorted((round(s.harmful, 2), s.top, e.kind, e.text)
+                                   for s, e, f in zip(scores, fresh, served) if not e.label and f)
     return result
 
 

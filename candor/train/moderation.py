@@ -69,13 +69,13 @@ def _length_batches(order: list[int], lengths: list[int], batch_size: int, rng: 
     return out
 
 
-def finetune(train: list[tuple[str, int, int, float]], validation: list[tuple[str, int, bool]], *, categories: int,
+def finetune(train: list[tuple[str, int, int, float]], validation: list[tuple[str, int, int]], *, categories: int,
              layers: int, rank: int = 8, alpha: float = 16.0, dropout: float = 0.1, hidden: int = 256,
              epochs: int = 6, batch_size: int = 32, lr: float = 5e-4, head_lr: float = 2e-3,
              category_weight: float = 0.5, seed: int = 0, threshold_rule=None, log=print) -> Tuned:
     """`train`: (text, harmful 0/1, category index or -1, weight); `validation`: (text, harmful,
-    is a hard safe prompt). `threshold_rule(scores, hard_safe) -> threshold` picks the
-    decision threshold each epoch is judged at."""
+    group of safe prompts: 1 hard safe, 2 exam questions on harm, 0 neither). `threshold_rule(scores,
+    groups) -> threshold` picks the decision threshold each epoch is judged at."""
     import torch
 
     from candor.embeddings import Encoder, embed_batch
@@ -125,7 +125,7 @@ def finetune(train: list[tuple[str, int, int, float]], validation: list[tuple[st
 
     v_texts = [t for t, _, _ in validation]
     v_gold = np.array([y for _, y, _ in validation], bool)
-    v_safe = np.array([x for _, _, x in validation], bool)
+    v_safe = np.array([x for _, _, x in validation], int)  # groups of safe prompts (threshold_rule); 1: hard safe
     best: dict[str, Any] | None = None
     history = []
     rng = random.Random(seed)
@@ -155,7 +155,7 @@ def finetune(train: list[tuple[str, int, int, float]], validation: list[tuple[st
         t = threshold_rule(p, v_safe) if threshold_rule else 0.5
         row = {"epoch": epoch, "loss": round(total / len(train), 4), "threshold": t,
                "validation_recall": round(float((p[v_gold] >= t).mean()), 3),
-               "validation_hard_false_flags": round(float((p[v_safe] >= t).mean()), 3)}
+               "validation_hard_false_flags": round(float((p[v_safe == 1] >= t).mean()), 3)}
         history.append(row)
         log(f"epoch {epoch}: {row}")
         if best is None or (row["validation_recall"], -row["validation_hard_false_flags"]) > (
@@ -171,7 +171,7 @@ def finetune(train: list[tuple[str, int, int, float]], validation: list[tuple[st
                  best["cat"][1], history, best["row"]["epoch"])
 
 
-def calibrate(heads, train: list[tuple[str, int, int, float]], validation: list[tuple[str, int, bool]], embed, *,
+def calibrate(heads, train: list[tuple[str, int, int, float]], validation: list[tuple[str, int, int]], embed, *,
               threshold_rule, epochs: int = 4, batch_size: int = 32, lr: float = 5e-4, seed: int = 0,
               log=print) -> tuple[Any, int]:
     """`heads` with the harm head trained on a little further on the embeddings of `embed` (the int8
@@ -192,7 +192,7 @@ def calibrate(heads, train: list[tuple[str, int, int, float]], validation: list[
     w = torch.tensor([r[3] for r in train])
     xv = torch.tensor(np.stack([vec[t] for t, _, _ in validation]))
     v_gold = np.array([r[1] for r in validation], bool)
-    v_safe = np.array([r[2] for r in validation], bool)
+    v_safe = np.array([r[2] for r in validation], int)  # groups of safe prompts (threshold_rule); 1: hard safe
     params = [torch.nn.Parameter(torch.tensor(np.asarray(a, np.float32)))
               for a in (heads.harm_w1, heads.harm_b1, heads.harm_w2, np.array(heads.harm_b2))]
     w1, b1, w2, b2 = params
@@ -205,7 +205,7 @@ def calibrate(heads, train: list[tuple[str, int, int, float]], validation: list[
             p = torch.sigmoid(logits(xv)).numpy()
         t = threshold_rule(p, v_safe)
         return {"epoch": epoch, "threshold": t, "recall": float((p[v_gold] >= t).mean()),
-                "false_flags": float((p[v_safe] >= t).mean()),
+                "false_flags": float((p[v_safe == 1] >= t).mean()),
                 "weights": [q.detach().numpy().copy() for q in params]}
 
     best = judged(0)
@@ -282,7 +282,7 @@ def train(config, log=print) -> dict[str, Any]:
                "shipped_layers": shipped.encoder_layers, "shipped_int8": shipped.encoder_int8,
                "config": {k: getattr(config, k) for k in ("layers", "int8", "rank", "epochs", "lr", "seed", "hidden",
                                                           "operating_recall", "hard_negative_copies",
-                                                          "hard_positive_copies",
+                                                          "hard_positive_copies", "safe_parts",
                                                           "output_max_false_flags")},
                "answers_model": config.answers_model,
                "train_minutes": round((time.monotonic() - started) / 60, 1), **output, **categories}
