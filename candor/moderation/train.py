@@ -227,10 +227,11 @@ def training_rows(data: Prepared, config: TrainConfig) -> list[tuple[str, int, i
 
 def safe_part_rows(examples: list[ds.Example], weight) -> list[tuple[str, int, int, float]]:
     """Each part of a safe request, as the input check reads it alone, as a safe example of `weight`
-    (training_rows: 1, so the 2,300 sentences of law questions do not outweigh the hard safe prompts). Trained on whole requests only, the encoder read a law question's sentence ("He shot the
-    clerk during the robbery.") as a harmful request: at 0.30, the 3-layer int8 encoder of read 15
-    flagged 19% of the validation split's exam questions, and one trained like it still flagged 7% at
-    0.95."""
+    (training_rows: 1, so the 2,300 sentences of law questions do not outweigh the hard safe prompts).
+
+    Trained on whole requests only, the encoder read a law question's sentence ("He shot the clerk
+    during the robbery.") as a harmful request: at 0.30, the 3-layer int8 encoder of read 15 flagged
+    19% of the validation split's exam questions, and one trained like it still flagged 7% at 0.95."""
     seen = {e.text for e in examples}
     rows = []
     for e in examples:
