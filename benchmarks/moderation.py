@@ -13,9 +13,10 @@ the most harmful part. The everyday row counts the held-out one-liners of
 candor/data/moderation/everyday-held-out.txt flagged under the default policy's per-category
 thresholds (self-harm acts at 0.3), as serving decides. The fresh-set rows read
 candor/data/moderation/fresh-held-out.txt (written apart on 2026-12-04, never trained on; the test
-split had been read too often to be a clean estimate) at the model's threshold. The jailbreak rows wrap the harmful test requests in the harmlessness eval's
-templates (candor.evals.harmlessness.TEMPLATES: the reading of parts was written after seeing them,
-so these rows show what it does, not how it generalises to other wrappers). Latency: the input
+split had been read too often to be a clean estimate) at the model's threshold. The jailbreak rows
+wrap the harmful test requests in the harmlessness eval's templates
+(candor.evals.harmlessness.TEMPLATES: the reading of parts was written after seeing them, so these
+rows show what it does, not how it generalises to other wrappers). Latency: the input
 check of one 200-word-piece request (`request_score`, which is what serving runs), median and 90th
 percentile over --repeats runs after a warm-up, next to the baseline's (--threads sets the
 encoder's torch threads), with the machine's load average. Goals (issue 15): recall >= 0.90,
@@ -37,7 +38,11 @@ from candor.moderation.categories import CATEGORIES, keyword_category
 from candor.moderation.classifier import classifier
 from candor.moderation.latency import PROMPT_200, timed
 from candor.moderation.policy import Modes, load_policy
-from candor.moderation.train import filled_inputs, request_scores  # categories filled, embeddings cached
+from candor.moderation.train import (  # categories filled, embeddings cached
+    filled_inputs,
+    fresh_rates,
+    request_scores,
+)
 
 
 def measure(flagged: np.ndarray, tops: list[str | None], examples: list[ds.Example]) -> dict:
@@ -90,15 +95,10 @@ def main() -> None:
 
     fresh = ds.fresh_held_out()  # written apart, never trained on
     fresh_texts = [e.text for e in fresh]
-    fresh_rows = {}
-    for name, flagged in (("classifier", [s.harmful >= thr for s in request_scores(clf, fresh_texts)]),
-                          ("whole_only", [s.harmful >= thr for s in clf.score_long(fresh_texts)]),
-                          ("keywords", [keyword_category(t) is not None for t in fresh_texts])):
-        f = np.array(flagged)
-        gold = np.array([bool(e.label) for e in fresh])
-        chat_kind = np.array([e.kind == "everyday" for e in fresh])
-        fresh_rows[name] = {"recall": float(f[gold].mean()), "alarming_safe_false_flags": float(f[~gold & ~chat_kind].mean()),
-                            "everyday_false_flags": float(f[chat_kind].mean())}
+    fresh_rows = {name: fresh_rates(np.array(flagged), fresh) for name, flagged in (
+        ("classifier", [s.harmful >= thr for s in request_scores(clf, fresh_texts)]),
+        ("whole_only", [s.harmful >= thr for s in clf.score_long(fresh_texts)]),
+        ("keywords", [keyword_category(t) is not None for t in fresh_texts]))}
 
     tokens = clf.encoder.count_tokens(PROMPT_200)
     ours_t = timed(lambda: clf.request_score(PROMPT_200), args.repeats)
@@ -121,11 +121,10 @@ def main() -> None:
         print(f"{label:44s} {ours[key]:11.3f} {wholes[key]:11.3f} {base[key]:9.3f}")
     print(f"{'everyday one-liners flagged, of ' + str(len(everyday)) + ' (policy)':44s} {chat[0]:11d} {chat[1]:11d} "
           f"{chat[2]:9d}")
-    n_fresh = (sum(e.label for e in fresh), sum(not e.label and e.kind != "everyday" for e in fresh),
-               sum(e.kind == "everyday" for e in fresh))
-    for key, label in (("recall", f"fresh set: recall ({n_fresh[0]} harmful)"),
-                       ("alarming_safe_false_flags", f"fresh set: false flags ({n_fresh[1]} alarming safe)"),
-                       ("everyday_false_flags", f"fresh set: false flags ({n_fresh[2]} everyday)")):
+    n_fresh = fresh_rows["classifier"]
+    for key, label in (("recall", f"fresh set: recall ({sum(e.label for e in fresh)} harmful)"),
+                       ("false_flags_alarming_safe", f"fresh set: false flags ({n_fresh['alarming_safe']} alarming safe)"),
+                       ("false_flags_everyday", f"fresh set: false flags ({n_fresh['everyday']} everyday)")):
         print(f"{label:44s} {fresh_rows['classifier'][key]:11.3f} {fresh_rows['whole_only'][key]:11.3f} "
               f"{fresh_rows['keywords'][key]:9.3f}")
     for name, (parts, alone, kws) in jail.items():

@@ -258,7 +258,7 @@ def _xy(rows: list[ds.Example], vec: dict[str, np.ndarray]) -> tuple[np.ndarray,
     return np.stack([vec[e.text] for e in rows]), np.array([e.label for e in rows])
 
 
-def _hard_safe(data: Prepared) -> np.ndarray:
+def _safe_groups(data: Prepared) -> np.ndarray:
     return np.array([x for _, _, x in validation_rows(data)], int)
 
 
@@ -279,7 +279,7 @@ def _validation_scores(clf: Classifier, data: Prepared) -> np.ndarray:
 
 def _judged(p_va: np.ndarray, data: Prepared, config: TrainConfig) -> dict[str, Any]:
     y_va = np.array([e.label for e in data.parts["validation"]]) == 1
-    groups = _hard_safe(data)
+    groups = _safe_groups(data)
     t = _threshold_for_false_flags(p_va, groups, config.max_false_flags)
     return {"threshold": t, "validation_recall": round(float((p_va[y_va] >= t).mean()), 3),
             "validation_hard_false_flags": round(float((p_va[groups == HARD] >= t).mean()), 3),
@@ -350,7 +350,7 @@ def with_operating_threshold(heads: Heads, data: Prepared, config: TrainConfig) 
     if not config.operating_recall:
         return heads, None
     harmful = np.array([e.label == 1 for e in data.parts["validation"]])
-    chosen = operating_threshold(_validation_scores(Classifier(heads), data), harmful, _hard_safe(data),
+    chosen = operating_threshold(_validation_scores(Classifier(heads), data), harmful, _safe_groups(data),
                                  config.operating_recall, config.max_false_flags)
     return (heads if chosen is None else replace(heads, input_threshold=chosen)), chosen
 
@@ -497,6 +497,17 @@ def evaluate(heads_path: str | Path = HEADS_FILE, data_dir: str | None = None, s
     return result
 
 
+def fresh_rates(flagged: np.ndarray, fresh: list[ds.Example]) -> dict[str, Any]:
+    """Recall and the two false-flag rates (safe requests that sound alarming, everyday chat) of
+    `flagged` decisions on the fresh held-out set, with each group's size."""
+    gold = np.array([bool(e.label) for e in fresh])
+    everyday = np.array([e.kind == "everyday" for e in fresh])
+    alarming = ~gold & ~everyday
+    return {"recall": round(float(flagged[gold].mean()), 3),
+            "false_flags_alarming_safe": round(float(flagged[alarming].mean()), 3), "alarming_safe": int(alarming.sum()),
+            "false_flags_everyday": round(float(flagged[everyday].mean()), 3), "everyday": int(everyday.sum())}
+
+
 def evaluate_fresh(heads_path: str | Path = HEADS_FILE, classifier: Classifier | None = None) -> dict[str, Any]:
     """The heads on the fresh held-out set (`dataset.fresh_held_out`), each request read as the input
     check reads it: recall and false flags at the model's threshold and under the default policy's
@@ -522,13 +533,7 @@ def evaluate_fresh(heads_path: str | Path = HEADS_FILE, classifier: Classifier |
             m = gold & np.array([e.category == c for e in fresh])
             if m.any():
                 cats_recall[c] = f"{flagged[m].mean():.3f} of {int(m.sum())}"
-        everyday = np.array([e.kind == "everyday" for e in fresh])
-        result[rule] = {"recall": round(float(flagged[gold].mean()), 3),
-                        "false_flags_alarming_safe": round(float(flagged[~gold & ~everyday].mean()), 3),
-                        "alarming_safe": int((~gold & ~everyday).sum()),
-                        "false_flags_everyday": round(float(flagged[everyday].mean()), 3),
-                        "everyday": int(everyday.sum()),
-                        "recall_by_category": cats_recall, "false_flags_by_type": kinds}
+        result[rule] = {**fresh_rates(flagged, fresh), "recall_by_category": cats_recall, "false_flags_by_type": kinds}
     right = [s.top == e.category for s, e, f in zip(scores, fresh, by_rule["model"]) if e.label and f]
     result["category_accuracy_flagged"] = round(float(np.mean(right)), 3) if right else float("nan")
     served = by_rule["policy"]

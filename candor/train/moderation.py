@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from candor.embeddings.adapted import keep_layers, target_names
+from candor.moderation.train import HARD
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,8 @@ def finetune(train: list[tuple[str, int, int, float]], validation: list[tuple[st
 
     v_texts = [t for t, _, _ in validation]
     v_gold = np.array([y for _, y, _ in validation], bool)
-    v_safe = np.array([x for _, _, x in validation], int)  # groups of safe prompts (threshold_rule); 1: hard safe
+    v_groups = np.array([x for _, _, x in validation], int)  # groups of safe prompts, for threshold_rule
+    v_hard = v_groups == HARD
     best: dict[str, Any] | None = None
     history = []
     rng = random.Random(seed)
@@ -152,10 +154,10 @@ def finetune(train: list[tuple[str, int, int, float]], validation: list[tuple[st
             total += loss.item() * len(rows)
         harm.eval()
         p = scores(v_texts)
-        t = threshold_rule(p, v_safe) if threshold_rule else 0.5
+        t = threshold_rule(p, v_groups) if threshold_rule else 0.5
         row = {"epoch": epoch, "loss": round(total / len(train), 4), "threshold": t,
                "validation_recall": round(float((p[v_gold] >= t).mean()), 3),
-               "validation_hard_false_flags": round(float((p[v_safe == 1] >= t).mean()), 3)}
+               "validation_hard_false_flags": round(float((p[v_hard] >= t).mean()), 3)}
         history.append(row)
         log(f"epoch {epoch}: {row}")
         if best is None or (row["validation_recall"], -row["validation_hard_false_flags"]) > (
@@ -192,7 +194,8 @@ def calibrate(heads, train: list[tuple[str, int, int, float]], validation: list[
     w = torch.tensor([r[3] for r in train])
     xv = torch.tensor(np.stack([vec[t] for t, _, _ in validation]))
     v_gold = np.array([r[1] for r in validation], bool)
-    v_safe = np.array([r[2] for r in validation], int)  # groups of safe prompts (threshold_rule); 1: hard safe
+    v_groups = np.array([r[2] for r in validation], int)  # groups of safe prompts, for threshold_rule
+    v_hard = v_groups == HARD
     params = [torch.nn.Parameter(torch.tensor(np.asarray(a, np.float32)))
               for a in (heads.harm_w1, heads.harm_b1, heads.harm_w2, np.array(heads.harm_b2))]
     w1, b1, w2, b2 = params
@@ -203,9 +206,9 @@ def calibrate(heads, train: list[tuple[str, int, int, float]], validation: list[
     def judged(epoch: int) -> dict[str, Any]:
         with torch.no_grad():
             p = torch.sigmoid(logits(xv)).numpy()
-        t = threshold_rule(p, v_safe)
+        t = threshold_rule(p, v_groups)
         return {"epoch": epoch, "threshold": t, "recall": float((p[v_gold] >= t).mean()),
-                "false_flags": float((p[v_safe == 1] >= t).mean()),
+                "false_flags": float((p[v_hard] >= t).mean()),
                 "weights": [q.detach().numpy().copy() for q in params]}
 
     best = judged(0)
