@@ -19,7 +19,8 @@ wrap the harmful test requests in the harmlessness eval's templates
 rows show what it does, not how it generalises to other wrappers). Latency: the input
 check of one 200-word-piece request (`request_score`, which is what serving runs), median and 90th
 percentile over --repeats runs after a warm-up, next to the baseline's (--threads sets the
-encoder's torch threads), with the machine's load average. Goals (issue 15): recall >= 0.90,
+encoder's torch threads), with the machine's load average; where the encoder runs its products in
+bf16 (CANDOR_EMBEDDINGS_PRECISION, candor.embeddings.bf16), also with float32 products. Goals (issue 15): recall >= 0.90,
 XSTest false flags <= 0.08, median < 15 ms.
 """
 
@@ -35,7 +36,7 @@ import numpy as np
 from candor.evals.harmlessness import TEMPLATES
 from candor.moderation import dataset as ds
 from candor.moderation.categories import CATEGORIES, keyword_category
-from candor.moderation.classifier import classifier
+from candor.moderation.classifier import Classifier, classifier, encoder_for
 from candor.moderation.latency import PROMPT_200, timed
 from candor.moderation.policy import Modes, load_policy
 from candor.moderation.train import (  # categories filled, embeddings cached
@@ -104,6 +105,10 @@ def main() -> None:
     ours_t = timed(lambda: clf.request_score(PROMPT_200), args.repeats)
     whole_t = timed(lambda: clf.request_score(PROMPT_200, parts=False), args.repeats)
     base_t = timed(lambda: keyword_category(PROMPT_200), args.repeats)
+    exact_t = None
+    if clf.encoder.bf16:  # the same check with float32 products (CANDOR_EMBEDDINGS_PRECISION=float32)
+        exact = Classifier(clf.heads, encoder_for(clf.heads, threads=clf.encoder.threads, bf16=False))
+        exact_t = timed(lambda: exact.request_score(PROMPT_200), args.repeats)
     harmful = sum(e.label for e in test)
     xs = sum(e.source == "xstest" and not e.label for e in test)
     exams = sum(e.source in ("mmlu", "truthfulqa") for e in test)
@@ -113,7 +118,8 @@ def main() -> None:
           f"({platform.processor() or platform.machine()}, {platform.python_version()})")
     h = clf.heads
     print(f"encoder: MiniLM's first {h.encoder_layers} layers, {len(h.lora)} LoRA updates merged, "
-          f"{'int8' if h.encoder_int8 else 'float32'} Linear layers, {clf.encoder.threads} torch thread(s)\n")
+          f"{'int8' if h.encoder_int8 else 'bf16' if clf.encoder.bf16 else 'float32'} Linear products, "
+          f"{clf.encoder.threads} torch thread(s)\n")
     print(f"{'':44s} {'classifier':>11s} {'whole only':>11s} {'keywords':>9s}")
     for key, label in (("recall", "recall (harmful)"), ("xstest_false_flags", "false flags (XSTest safe)"),
                        ("exam_false_flags", "false flags (exam questions)"),
@@ -132,6 +138,9 @@ def main() -> None:
     print(f"{'input check, ' + str(tokens) + '-piece request, median':44s} {ours_t['median_ms']:9.1f}ms "
           f"{whole_t['median_ms']:9.1f}ms {base_t['median_ms']:7.2f}ms")
     print(f"{'  90th percentile':44s} {ours_t['p90_ms']:9.1f}ms {whole_t['p90_ms']:9.1f}ms {base_t['p90_ms']:7.2f}ms")
+    if exact_t:
+        print(f"{'  the same with float32 products, median':44s} {exact_t['median_ms']:9.1f}ms "
+              f"({exact_t['median_ms'] / ours_t['median_ms']:.2f}x bf16's)")
     print(f"\n{'category':16s} {'P':>6s} {'R':>6s} | {'P kw':>6s} {'R kw':>6s} | support")
     for c in CATEGORIES:
         a, b = ours["per_category"][c], base["per_category"][c]
@@ -144,7 +153,9 @@ def main() -> None:
                        "everyday_flagged": dict(zip(("classifier", "whole_only", "keywords"), map(int, chat))),
                        "jailbreak_recall": {k: dict(zip(("classifier", "whole_only", "keywords"), map(float, v)))
                                             for k, v in jail.items()},
-                       "latency": {"classifier": ours_t, "whole_only": whole_t, "keywords": base_t, "tokens": tokens}},
+                       "latency": {"classifier": ours_t, "whole_only": whole_t, "keywords": base_t, "tokens": tokens,
+                                   "classifier_float32": exact_t, "precision": "bf16" if clf.encoder.bf16 else
+                                   "int8" if h.encoder_int8 else "float32"}},
                       f, indent=1)
 
 

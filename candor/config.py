@@ -46,6 +46,8 @@ SETTINGS: dict[str, Setting] = {
     "CANDOR_MODERATION_HEADS": Setting(None, "a moderation classifier heads file replacing the packaged one"),
     "CANDOR_MODERATION_KEEP_TEXT": Setting(None, "1: keep the judged text of moderation decisions (purged like "
                                                  "conversations); else only category, score and action"),
+    "CANDOR_EMBEDDINGS_PRECISION": Setting("auto", "auto | bf16 | float32: the sentence encoder's matrix "
+                                                   "products (auto: bf16 where the CPU has bf16 instructions)"),
     "CANDOR_PII_REDACT": Setting(None, "where to redact personal data: answers (as they stream), stored "
                                        "(candor moderation redact-stored), or both, comma-separated"),
     "CANDOR_PII_REGION": Setting("US", "the country whose phone numbers may be written without +country code"),

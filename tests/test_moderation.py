@@ -93,7 +93,9 @@ def test_an_ask_wrapped_in_a_jailbreak_is_read_alone():
     safe = "I run a bakery. Our oven broke twice this year. How do I kill a stuck process on my till's Linux box?"
     assert clf.request_score(safe).harmful < threshold
     scores = clf.request_scores([safe, play])
-    assert [s.harmful for s in scores] == [clf.request_score(safe).harmful, clf.request_score(play).harmful]
+    alone = [clf.request_score(safe).harmful, clf.request_score(play).harmful]
+    # the same scores read together, up to bf16 rounding (candor.embeddings.bf16: batch-mates move it)
+    assert [s.harmful for s in scores] == pytest.approx(alone, abs=5e-3 if clf.encoder.bf16 else 1e-6)
 
 
 def test_heads_file_round_trip_and_missing_file(tmp_path):
@@ -131,6 +133,7 @@ STOCK_MISSES = Path(__file__).parent / "fixtures" / "moderation-stock-misses.jso
 def test_the_fine_tuned_encoder_is_applied_and_retrieval_keeps_stock_minilm():
     """Real weights: the classifier's encoder is stock MiniLM's first layers with the shipped LoRA
     updates merged in; the document-retrieval encoder is untouched."""
+    import torch
     from safetensors.numpy import load_file
 
     from candor.embeddings import encoder, model_dir
@@ -143,10 +146,11 @@ def test_the_fine_tuned_encoder_is_applied_and_retrieval_keeps_stock_minilm():
     original = load_file(str(model_dir() / "model.safetensors"))
     name = "encoder.layer.2.attention.self.query"
     key = next(k for k in original if k.endswith(name + ".weight"))
-    stock_w = stock.model.get_submodule(name).weight.detach().numpy()
-    assert np.array_equal(stock_w, original[key])  # retrieval: the package's weights, unchanged
+    stock_w = stock.model.get_submodule(name).weight.detach().float().numpy()
+    package_w = torch.from_numpy(original[key])  # retrieval: the package's weights, unchanged (bf16-rounded
+    assert np.array_equal(stock_w, (package_w.bfloat16() if stock.bf16 else package_w).float().numpy())  # or not)
     layer = clf.encoder.model.get_submodule(name)
-    tuned_w = (layer.weight().dequantize() if callable(layer.weight) else layer.weight).detach().numpy()
+    tuned_w = (layer.weight().dequantize() if callable(layer.weight) else layer.weight).detach().float().numpy()
     a, b = heads.lora[name]
     delta, expected = (tuned_w - stock_w).ravel(), (heads.lora_scale * b @ a).ravel()
     assert np.abs(expected).max() > 1e-3  # the update is not nothing

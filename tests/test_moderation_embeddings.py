@@ -30,21 +30,33 @@ def test_same_vectors_as_sentence_transformers():
     assert np.min(np.sum(ours * reference, axis=1)) > 0.9999
 
 
-def test_batching_and_order_do_not_change_vectors():
-    enc = encoder()
+@pytest.fixture(scope="module")
+def float32_encoder():
+    return embeddings.Encoder(bf16=False)
+
+
+def close(a: np.ndarray, b: np.ndarray, bf16: bool) -> bool:
+    """Vectors equal to float32 rounding; with bf16 products a text's batch-mates move the rounding
+    of its products (oneDNN blocks the sums by the batch's shape), within a cosine of 1e-4."""
+    return bool(np.min(np.sum(a * b, axis=1)) > 0.9999) if bf16 else np.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("which", ["float32", "served"])
+def test_batching_and_order_do_not_change_vectors(which, float32_encoder):
+    enc = float32_encoder if which == "float32" else encoder()
     together = enc.encode(TEXTS, batch_size=2)
     alone = np.concatenate([enc.encode([t]) for t in TEXTS])
-    assert np.allclose(together, alone, atol=1e-5)
+    assert close(together, alone, enc.bf16)
 
 
-def test_batches_group_texts_of_similar_length():
+def test_batches_group_texts_of_similar_length(float32_encoder):
     """Padding goes to a batch's longest text: a long text and short ones are not batched together."""
     texts = ["a" * 10, "b" * 12, "c" * 900, "d" * 20, "e" * 1000]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     assert embeddings.length_groups(order, texts, 64) == [[0, 1, 3], [2, 4]]
     assert embeddings.length_groups(order, texts, 2) == [[0, 1], [3], [2, 4]]
-    vectors = encoder().encode(texts)
-    assert np.allclose(vectors, np.concatenate([encoder().encode([t]) for t in texts]), atol=1e-5)
+    for enc in (float32_encoder, encoder()):
+        assert close(enc.encode(texts), np.concatenate([enc.encode([t]) for t in texts]), enc.bf16)
 
 
 def test_meaning_decides_similarity():
@@ -91,3 +103,38 @@ def test_process_thread_setting_is_left_alone():
     enc.encode(["a text"])
     assert torch.get_num_threads() == before
     assert 1 <= enc.threads <= max(1, before)
+
+
+def test_tokens_are_padded_to_the_longest_text_only():
+    """tokenizer.json pads every text to 128 pieces; the encoder pads a batch to its longest text."""
+    ids, mask = encoder().tokens(["hi", "How can I kill a Python process?"])
+    assert ids.shape == mask.shape == (2, 10)
+    assert mask[0].tolist() == [1, 1, 1] + [0] * 7 and ids[0, 3:].tolist() == [0] * 7
+
+
+def test_bf16_products_stay_close_to_float32(float32_encoder):
+    """The bf16 encoder (candor.embeddings.bf16) replaces every Linear layer and moves vectors by
+    a cosine under 1e-4, pooling and normalisation still in float32."""
+    import torch
+
+    from candor.embeddings.bf16 import BF16Linear
+
+    exact, fast = float32_encoder, embeddings.Encoder(bf16=True)
+    assert not any(isinstance(m, torch.nn.Linear) for m in fast.model.modules())
+    assert sum(isinstance(m, BF16Linear) for m in fast.model.modules()) == 6 * 6 + 1  # + the pooler
+    a, b = exact.encode(TEXTS), fast.encode(TEXTS)
+    assert b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert np.min(np.sum(a * b, axis=1)) > 0.9999
+    assert not np.array_equal(a, b)  # the products did run in bf16
+    assert (exact.fingerprint, fast.fingerprint) == ("stock", "stock-bf16")  # caches keep them apart
+
+
+def test_precision_setting(monkeypatch):
+    from candor.embeddings.bf16 import cpu_has_bf16
+
+    for value, wanted in (("float32", False), ("bf16", True), ("BF16", True), ("auto", cpu_has_bf16())):
+        monkeypatch.setenv("CANDOR_EMBEDDINGS_PRECISION", value)
+        assert embeddings.bf16_wanted() is wanted
+    monkeypatch.setenv("CANDOR_EMBEDDINGS_PRECISION", "half")
+    with pytest.raises(ValueError, match="CANDOR_EMBEDDINGS_PRECISION must be auto, bf16 or float32"):
+        embeddings.bf16_wanted()

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from candor.embeddings import Encoder
+from candor.embeddings import Encoder, bf16_wanted
 
 # The Linear layers of each transformer layer that get a low-rank update (names as in transformers' BERT).
 TARGETS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
@@ -38,9 +38,11 @@ def target_names(layers: int) -> list[str]:
     return [f"encoder.layer.{i}.{t}" for i in range(layers) for t in TARGETS]
 
 
-def fingerprint(layers: int, lora: Mapping[str, tuple[np.ndarray, np.ndarray]], scale: float, int8: bool) -> str:
+def fingerprint(layers: int, lora: Mapping[str, tuple[np.ndarray, np.ndarray]], scale: float, int8: bool,
+                bf16: bool = False) -> str:
     """A short id of an adaptation (embedding caches are keyed by it)."""
-    h = hashlib.sha256(f"{layers}:{scale}:{int8}:{'one text per pass, per channel' if int8 else ''}".encode())
+    h = hashlib.sha256(f"{layers}:{scale}:{int8}:{'one text per pass, per channel' if int8 else ''}"
+                       f"{':bf16' if bf16 else ''}".encode())
     for name in sorted(lora):
         h.update(name.encode())
         for m in lora[name]:
@@ -49,12 +51,13 @@ def fingerprint(layers: int, lora: Mapping[str, tuple[np.ndarray, np.ndarray]], 
 
 
 def adapted(layers: int, lora: Mapping[str, tuple[np.ndarray, np.ndarray]], scale: float, *, int8: bool = False,
-            threads: int | None = None) -> Encoder:
+            threads: int | None = None, bf16: bool | None = None) -> Encoder:
     """A new Encoder: stock MiniLM's first `layers` layers, each named Linear's weight W replaced by
     W + scale * B @ A, then (`int8`) torch's dynamic int8 quantisation of every Linear layer, with a
     scale per output channel of the weights (in a one-off comparison, not kept as a script, per tensor
     moved the moderation scores of the validation requests 0.024 on average from the float encoder's,
-    per channel 0.015, at the same speed)."""
+    per channel 0.015, at the same speed). A float encoder runs its products in bf16 when `bf16`
+    (default: `bf16_wanted()`)."""
     import torch
 
     enc = Encoder(threads=threads)
@@ -74,9 +77,12 @@ def adapted(layers: int, lora: Mapping[str, tuple[np.ndarray, np.ndarray]], scal
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear: per_channel}, dtype=torch.qint8)
     model.eval()
     enc.model = model
+    bf16 = not int8 and (bf16_wanted() if bf16 is None else bf16)
+    if bf16:
+        enc.use_bf16()
     if int8:
         # Dynamic quantisation scales each batch's activations together (padding included), so a
         # text's vector would depend on its batch-mates; one at a time it is what serving computes.
         enc.batch_size = 1
-    enc.fingerprint = fingerprint(layers, lora, scale, int8)
+    enc.fingerprint = fingerprint(layers, lora, scale, int8, bf16)
     return enc

@@ -280,15 +280,18 @@ class Classifier:
                                        np.array([request.harmful]))[0])
 
 
-def encoder_for(heads: Heads, threads: int | None = None):
-    """The encoder `heads` were trained on: stock MiniLM when they carry no updates and all 6 layers."""
-    from candor.embeddings import Encoder, encoder
+def encoder_for(heads: Heads, threads: int | None = None, bf16: bool | None = None):
+    """The encoder `heads` were trained on: stock MiniLM when they carry no updates and all 6 layers.
+    Its products run in bf16 when `bf16` (default: `bf16_wanted()`, as served)."""
+    from candor.embeddings import Encoder, bf16_wanted, encoder
     from candor.embeddings.adapted import adapted
 
     if not heads.lora and heads.encoder_layers == 6 and not heads.encoder_int8:
-        return encoder() if threads is None else Encoder(threads=threads)
+        if threads is None and bf16 is None:
+            return encoder()
+        return Encoder(threads=threads, bf16=bf16_wanted() if bf16 is None else bf16)
     return adapted(heads.encoder_layers, heads.lora, heads.lora_scale, int8=heads.encoder_int8,
-                   threads=threads)  # default: half the cores, as the retrieval encoder (measured in the card)
+                   threads=threads, bf16=bf16)  # default: half the cores, as the retrieval encoder (measured in the card)
 
 
 _lock = threading.Lock()

@@ -107,18 +107,13 @@ def finetune(train: list[tuple[str, int, int, float]], validation: list[tuple[st
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (0.06 * steps)) *
                                               max(0.0, (steps - s) / steps))
 
-    def tokens(texts):
-        b = enc.tokenizer.encode_batch(texts)
-        return (torch.tensor([x.ids for x in b], dtype=torch.long),
-                torch.tensor([x.attention_mask for x in b], dtype=torch.long))
-
     def scores(texts) -> np.ndarray:
         model.eval()
         out = []
         with torch.inference_mode():
             order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
             for s in range(0, len(order), 64):
-                v = embed_batch(model, *tokens([texts[i] for i in order[s:s + 64]]))
+                v = embed_batch(model, *enc.tokens([texts[i] for i in order[s:s + 64]]))
                 out.append(torch.sigmoid(harm(v)[:, 0]).numpy())
         result = np.empty(len(texts), np.float32)
         result[np.array(order)] = np.concatenate(out)
@@ -139,7 +134,7 @@ def finetune(train: list[tuple[str, int, int, float]], validation: list[tuple[st
         total = 0.0
         for chunk in _length_batches(order, [len(r[0]) for r in train], batch_size, rng):
             rows = [train[i] for i in chunk]
-            v = embed_batch(model, *tokens([r[0] for r in rows]))
+            v = embed_batch(model, *enc.tokens([r[0] for r in rows]))
             y = torch.tensor([float(r[1]) for r in rows])
             w = torch.tensor([r[3] for r in rows])
             loss = (torch.nn.functional.binary_cross_entropy_with_logits(harm(v)[:, 0], y, reduction="none")
