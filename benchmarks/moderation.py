@@ -13,7 +13,8 @@ the most harmful part. The everyday row counts the held-out one-liners of
 candor/data/moderation/everyday-held-out.txt flagged under the default policy's per-category
 thresholds (self-harm acts at 0.3), as serving decides. The fresh-set rows read
 candor/data/moderation/fresh-held-out.txt (written apart on 2026-12-04, never trained on; the test
-split had been read too often to be a clean estimate) at the model's threshold. The jailbreak rows
+split had been read too often to be a clean estimate) and fresh-held-out-2.txt (written later that day,
+harmful requests asked directly, indirectly or wrapped; recall by type) at the model's threshold. The jailbreak rows
 wrap the harmful test requests in the harmlessness eval's templates
 (candor.evals.harmlessness.TEMPLATES: the reading of parts was written after seeing them, so these
 rows show what it does, not how it generalises to other wrappers); the short rows put the short
@@ -109,12 +110,19 @@ def main() -> None:
             sum(policy.decide_input(s, "flag").flagged for s in clf.score_long(everyday)),
             sum(keyword_category(t) is not None for t in everyday))
 
-    fresh = ds.fresh_held_out()  # written apart, never trained on
-    fresh_texts = [e.text for e in fresh]
-    fresh_rows = {name: fresh_rates(np.array(flagged), fresh) for name, flagged in (
-        ("classifier", [s.harmful >= thr for s in request_scores(clf, fresh_texts)]),
-        ("whole_only", [s.harmful >= thr for s in clf.score_long(fresh_texts)]),
-        ("keywords", [keyword_category(t) is not None for t in fresh_texts]))}
+    fresh_sets, fresh_by_set = {}, {}
+    for set_name in ds.FRESH_SETS:  # written apart, never trained on
+        fresh = fresh_sets[set_name] = ds.fresh_held_out(set_name)
+        texts = [e.text for e in fresh]
+        flags = {"classifier": np.array([s.harmful >= thr for s in request_scores(clf, texts)]),
+                 "whole_only": np.array([s.harmful >= thr for s in clf.score_long(texts)]),
+                 "keywords": np.array([keyword_category(t) is not None for t in texts])}
+        rows = {name: fresh_rates(flagged, fresh) for name, flagged in flags.items()}
+        for kind in sorted({e.kind for e in fresh if e.label}):  # recall by how the harmful request asks
+            m = np.array([bool(e.label) and e.kind == kind for e in fresh])
+            for name, flagged in flags.items():
+                rows[name][f"recall_{kind}"] = round(float(flagged[m].mean()), 3)
+        fresh_by_set[set_name] = rows
 
     tokens = clf.encoder.count_tokens(PROMPT_200)
     ours_t = timed(lambda: clf.request_score(PROMPT_200), args.repeats)
@@ -142,12 +150,15 @@ def main() -> None:
         print(f"{label:44s} {ours[key]:11.3f} {wholes[key]:11.3f} {base[key]:9.3f}")
     print(f"{'everyday one-liners flagged, of ' + str(len(everyday)) + ' (policy)':44s} {chat[0]:11d} {chat[1]:11d} "
           f"{chat[2]:9d}")
-    n_fresh = fresh_rows["classifier"]
-    for key, label in (("recall", f"fresh set: recall ({sum(e.label for e in fresh)} harmful)"),
-                       ("false_flags_alarming_safe", f"fresh set: false flags ({n_fresh['alarming_safe']} alarming safe)"),
-                       ("false_flags_everyday", f"fresh set: false flags ({n_fresh['everyday']} everyday)")):
-        print(f"{label:44s} {fresh_rows['classifier'][key]:11.3f} {fresh_rows['whole_only'][key]:11.3f} "
-              f"{fresh_rows['keywords'][key]:9.3f}")
+    for set_name, fresh_rows in fresh_by_set.items():
+        fresh, n_fresh = fresh_sets[set_name], fresh_rows["classifier"]
+        kinds = sorted({e.kind for e in fresh if e.label})
+        for key, label in (("recall", f"{set_name}: recall ({sum(e.label for e in fresh)} harmful)"),
+                           *((f"recall_{k}", f"  {k} ({sum(e.label and e.kind == k for e in fresh)})") for k in kinds),
+                           ("false_flags_alarming_safe", f"{set_name}: false flags ({n_fresh['alarming_safe']} alarming safe)"),
+                           ("false_flags_everyday", f"{set_name}: false flags ({n_fresh['everyday']} everyday)")):
+            print(f"{label:44s} {fresh_rows['classifier'][key]:11.3f} {fresh_rows['whole_only'][key]:11.3f} "
+                  f"{fresh_rows['keywords'][key]:9.3f}")
     for name, (parts, alone, kws) in jail.items():
         print(f"{'recall, harmful ones in ' + name:44s} {parts:11.3f} {alone:11.3f} {kws:9.3f}")
     for name, (parts, alone, kws) in short_jail.items():
@@ -167,7 +178,7 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"classifier": ours, "whole_only": wholes, "keywords": base,
-                       "fresh_set": fresh_rows,
+                       "fresh_sets": fresh_by_set,
                        "everyday_flagged": dict(zip(("classifier", "whole_only", "keywords"), map(int, chat))),
                        "jailbreak_recall": {k: dict(zip(("classifier", "whole_only", "keywords"), map(float, v)))
                                             for k, v in jail.items()},

@@ -32,6 +32,7 @@ def train_command(card, **values):
     while the default model answers the requests the output head learns from; see the card)."""
     from pathlib import Path
 
+    from candor.moderation import dataset as ds
     from candor.moderation import train as t
     from candor.train.moderation import train
 
@@ -39,7 +40,8 @@ def train_command(card, **values):
     summary = train(config, log=click.echo)
     if card:
         figures = t.evaluate(config.out, config.data_dir or None, "test")
-        figures["fresh"] = t.evaluate_fresh(config.out)
+        for name in ds.FRESH_SETS:
+            figures[name] = t.evaluate_fresh(config.out, name=name)
         t.write_card(summary, figures, Path(config.out).with_name("CARD.md"))
         click.echo(json.dumps(figures, indent=1))
 
@@ -47,8 +49,9 @@ def train_command(card, **values):
 @moderation.command("eval")
 @click.option("--heads", default=None, help="A heads file (default: the one shipped with Candor).")
 @click.option("--data-dir", default=None, help="Data folder (default: CANDOR_DATA_DIR or ../shared/data).")
-@click.option("--split", type=click.Choice(["train", "validation", "test", "fresh"]), default="test", show_default=True,
-              help="fresh: the fresh held-out set (candor/data/moderation/fresh-held-out.txt, input check only).")
+@click.option("--split", type=click.Choice(["train", "validation", "test", "fresh", "fresh-2"]), default="test",
+              show_default=True, help="fresh, fresh-2: the fresh held-out sets (candor/data/moderation/"
+                                      "fresh-held-out*.txt, input check only).")
 @click.option("--answers-model", default="candor-instant", show_default=True,
               help="Also measure the output head on this model's own answers (generated once, about 22 minutes "
                    "on 2 cores, then cached); '' skips them.")
@@ -58,8 +61,8 @@ def eval_command(heads, data_dir, split, answers_model):
     from candor.moderation.classifier import HEADS_FILE
     from candor.moderation.train import evaluate, evaluate_fresh
 
-    if split == "fresh":
-        click.echo(json.dumps(evaluate_fresh(heads or HEADS_FILE), indent=1))
+    if split.startswith("fresh"):
+        click.echo(json.dumps(evaluate_fresh(heads or HEADS_FILE, name=split), indent=1))
         return
     click.echo(json.dumps(evaluate(heads or HEADS_FILE, data_dir, split, answers_model=answers_model), indent=1))
 

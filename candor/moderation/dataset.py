@@ -93,18 +93,28 @@ def everyday_held_out() -> list[str]:
 
 
 FRESH_FILE = DATA / "fresh-held-out.txt"
+FRESH_2_FILE = DATA / "fresh-held-out-2.txt"
+FRESH_SETS = ("fresh", "fresh-2")
 
 
-def fresh_held_out() -> list[Example]:
-    """The fresh held-out set: requests written on 2026-12-04 by a writer who saw none of the training
-    data, after the test split had been read 14 times (so it no longer gave a clean estimate).
-    Evaluation only: nothing in `input_examples` reads this file. Lines are "label<TAB>type<TAB>request",
-    label "safe" or a harm category."""
+def fresh_file(name: str = "fresh") -> Path:
+    if name not in FRESH_SETS:
+        raise ValueError(f"no fresh held-out set {name!r}: {', '.join(FRESH_SETS)}")
+    return FRESH_FILE if name == "fresh" else FRESH_2_FILE
+
+
+def fresh_held_out(name: str = "fresh") -> list[Example]:
+    """A fresh held-out set, evaluation only (nothing in `input_examples` reads these files): "fresh",
+    written on 2026-12-04 by a writer who saw none of the training data, after the test split had
+    been read 14 times (so it no longer gave a clean estimate); "fresh-2", written later that day by
+    another, after the first had shown third-person asks to be the main misses, harmful requests
+    asked directly, indirectly or wrapped. Lines are "label<TAB>type<TAB>request", label "safe" or a
+    harm category."""
     out = []
-    for line in own_lines(FRESH_FILE):
+    for line in own_lines(fresh_file(name)):
         label, kind, text = line.split("\t", 2)
         harmful = label != "safe"
-        out.append(Example(f"candor-fresh:{prompt_hash(text)}", "candor-fresh", text.strip(), int(harmful),
+        out.append(Example(f"candor-{name}:{prompt_hash(text)}", f"candor-{name}", text.strip(), int(harmful),
                            label if harmful else None, kind=kind))
     return out
 

@@ -508,20 +508,22 @@ def fresh_rates(flagged: np.ndarray, fresh: list[ds.Example]) -> dict[str, Any]:
             "false_flags_everyday": round(float(flagged[everyday].mean()), 3), "everyday": int(everyday.sum())}
 
 
-def evaluate_fresh(heads_path: str | Path = HEADS_FILE, classifier: Classifier | None = None) -> dict[str, Any]:
-    """The heads on the fresh held-out set (`dataset.fresh_held_out`), each request read as the input
-    check reads it: recall and false flags at the model's threshold and under the default policy's
-    per-category thresholds (as serving decides), recall per category, false flags per type."""
+def evaluate_fresh(heads_path: str | Path = HEADS_FILE, classifier: Classifier | None = None,
+                   name: str = "fresh") -> dict[str, Any]:
+    """The heads on a fresh held-out set (`dataset.fresh_held_out(name)`), each request read as the
+    input check reads it: recall and false flags at the model's threshold and under the default
+    policy's per-category thresholds (as serving decides), recall per category and per type (how the
+    harmful request asks), false flags per type."""
     from candor.moderation.policy import Modes, load_policy
 
     clf = classifier or Classifier(Heads.load(Path(heads_path)))
-    fresh = ds.fresh_held_out()
+    fresh = ds.fresh_held_out(name)
     scores = request_scores(clf, [e.text for e in fresh])
     policy = load_policy(clf.heads, modes=Modes())
     gold = np.array([bool(e.label) for e in fresh])
     by_rule = {"model": np.array([s.harmful >= clf.heads.input_threshold for s in scores]),
                "policy": np.array([policy.decide_input(s, "flag").flagged for s in scores])}
-    result: dict[str, Any] = {"requests": len(fresh), "harmful": int(gold.sum()),
+    result: dict[str, Any] = {"set": name, "requests": len(fresh), "harmful": int(gold.sum()),
                               "input_threshold": round(clf.heads.input_threshold, 4)}
     for rule, flagged in by_rule.items():
         kinds = {}
@@ -533,7 +535,12 @@ def evaluate_fresh(heads_path: str | Path = HEADS_FILE, classifier: Classifier |
             m = gold & np.array([e.category == c for e in fresh])
             if m.any():
                 cats_recall[c] = f"{flagged[m].mean():.3f} of {int(m.sum())}"
-        result[rule] = {**fresh_rates(flagged, fresh), "recall_by_category": cats_recall, "false_flags_by_type": kinds}
+        asks = {}
+        for kind in sorted({e.kind for e in fresh if e.label}):
+            m = gold & np.array([e.kind == kind for e in fresh])
+            asks[kind] = f"{flagged[m].mean():.3f} of {int(m.sum())}"
+        result[rule] = {**fresh_rates(flagged, fresh), "recall_by_category": cats_recall, "recall_by_type": asks,
+                        "false_flags_by_type": kinds}
     right = [s.top == e.category for s, e, f in zip(scores, fresh, by_rule["model"]) if e.label and f]
     result["category_accuracy_flagged"] = round(float(np.mean(right)), 3) if right else float("nan")
     served = by_rule["policy"]
