@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -120,6 +121,26 @@ def test_a_short_jailbreak_is_read_sentence_by_sentence():
     alone = clf.score_inputs(lone_sentences(calm, request_windows(calm)))
     assert threshold <= max(s.harmful for s in alone) < SENTENCE_ALONE_MIN  # would flag at the threshold
     assert clf.request_score(calm).harmful < threshold
+
+
+def test_the_heads_run_on_one_blas_thread(monkeypatch):
+    """numpy's BLAS threads must not fight the encoder's torch threads (candor.moderation.classifier
+    .one_blas_thread): inside the heads' products BLAS is limited to one thread, outside it is not."""
+    from threadpoolctl import threadpool_info
+
+    from candor.moderation import classifier as classifier_module
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen: list[set[int]] = []
+    real_softmax = classifier_module._softmax
+    monkeypatch.setattr(classifier_module, "_softmax", lambda x: seen.append(blas_threads()) or real_softmax(x))
+    clf = classifier()
+    clf.input_probs(np.zeros((2, clf.heads.harm_w1.shape[0]), np.float32))
+    assert seen == [{1}]
+    if os.cpu_count() and os.cpu_count() > 1:
+        assert blas_threads() != {1}  # the limit is lifted afterwards
 
 
 def test_heads_file_round_trip_and_missing_file(tmp_path):
