@@ -72,11 +72,11 @@ class Encoder:
         self.tokenizer.no_padding()  # tokenizer.json pads to 128 pieces; `tokens` pads to the longest
         self.model = AutoModel.from_pretrained(str(self.folder))
         self.model.eval()
+        self.batch_size = 64  # texts per forward pass (an int8 encoder reads one at a time; see adapted)
+        self.fingerprint = "stock"  # embedding caches are keyed by it; an adapted encoder names its changes
         self.bf16 = False
         if bf16:
             self.use_bf16()
-        self.batch_size = 64  # texts per forward pass (an int8 encoder reads one at a time; see adapted)
-        self.fingerprint = "stock-bf16" if bf16 else "stock"  # an adapted encoder names its changes
         self._lock = threading.Lock()  # one forward pass at a time: torch's threads are shared
 
     def use_bf16(self) -> None:
@@ -86,6 +86,7 @@ class Encoder:
 
         self.model = bf16_linears(self.model)
         self.bf16 = True
+        self.fingerprint += "-bf16"
 
     def count_tokens(self, text: str) -> int:
         """Word pieces of `text` including [CLS] and [SEP] (before truncation to `max_tokens`)."""

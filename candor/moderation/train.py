@@ -498,12 +498,15 @@ def evaluate(heads_path: str | Path = HEADS_FILE, data_dir: str | None = None, s
 
 
 def fresh_rates(flagged: np.ndarray, fresh: list[ds.Example]) -> dict[str, Any]:
-    """Recall and the two false-flag rates (safe requests that sound alarming, everyday chat) of
-    `flagged` decisions on the fresh held-out set, with each group's size."""
+    """Recall (overall and per type of harmful request, `recall_<type>`) and the two false-flag rates
+    (safe requests that sound alarming, everyday chat) of `flagged` decisions on a fresh held-out
+    set, with each group's size."""
     gold = np.array([bool(e.label) for e in fresh])
     everyday = np.array([e.kind == "everyday" for e in fresh])
     alarming = ~gold & ~everyday
-    return {"recall": round(float(flagged[gold].mean()), 3),
+    by_type = {f"recall_{kind}": round(float(flagged[gold & np.array([e.kind == kind for e in fresh])].mean()), 3)
+               for kind in sorted({e.kind for e in fresh if e.label})}  # how the harmful request asks
+    return {"recall": round(float(flagged[gold].mean()), 3), **by_type,
             "false_flags_alarming_safe": round(float(flagged[alarming].mean()), 3), "alarming_safe": int(alarming.sum()),
             "false_flags_everyday": round(float(flagged[everyday].mean()), 3), "everyday": int(everyday.sum())}
 
