@@ -274,11 +274,12 @@ async def test_concurrent_requests_run_in_one_slot_run(four_slots):
 
 
 async def test_a_gap_left_by_a_sequence_ending_early_is_closed(four_slots):
-    from candor.engine.batching import GAP_STEPS
-
     """Three requests in slots 0-2; the middle one ends after 4 tokens. The other two would cost
     two passes a step from then on; once no new request has filled the gap for GAP_STEPS steps,
-    one of them is moved beside the other instead, and both still get the text they get alone."""
+    one of them is moved beside the other instead, and both still get the text they get alone.
+    `clear_cache` forgets slot recency too, so the three land in slot order whatever ran before."""
+    from candor.engine.batching import GAP_STEPS
+
     eng = four_slots
     await eng.clear_cache()
     long_a, short, long_c = chat(QUESTIONS[1], max_tokens=40), chat(QUESTIONS[2], max_tokens=4), \

@@ -210,11 +210,14 @@ class Batcher:
         return future
 
     def clear_cache(self) -> None:
-        """Forget every free slot's cached prefix (on the worker thread)."""
+        """Forget every free slot's cached prefix and when it was last used (on the worker thread):
+        a cold start places requests as a fresh engine does, in slot order, not by the recency of
+        caches that are gone."""
         for slot in range(self.slots):
             if self._slot_free[slot]:
                 self._lib.llama_memory_seq_rm(self._memory, slot, 0, -1)
                 self._slot_kv[slot] = []
+                self._slot_used[slot] = 0
 
     def close(self) -> None:
         with self._cv:
