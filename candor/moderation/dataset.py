@@ -92,15 +92,14 @@ def everyday_held_out() -> list[str]:
     return own_lines(DATA / "everyday-held-out.txt")
 
 
-FRESH_FILE = DATA / "fresh-held-out.txt"
-FRESH_2_FILE = DATA / "fresh-held-out-2.txt"
-FRESH_SETS = ("fresh", "fresh-2")
+FRESH_FILES = {"fresh": DATA / "fresh-held-out.txt", "fresh-2": DATA / "fresh-held-out-2.txt"}
+FRESH_SETS = tuple(FRESH_FILES)
 
 
 def fresh_file(name: str = "fresh") -> Path:
-    if name not in FRESH_SETS:
+    if name not in FRESH_FILES:
         raise ValueError(f"no fresh held-out set {name!r}: {', '.join(FRESH_SETS)}")
-    return FRESH_FILE if name == "fresh" else FRESH_2_FILE
+    return FRESH_FILES[name]
 
 
 def fresh_held_out(name: str = "fresh") -> list[Example]:

@@ -528,22 +528,15 @@ def evaluate_fresh(heads_path: str | Path = HEADS_FILE, classifier: Classifier |
                "policy": np.array([policy.decide_input(s, "flag").flagged for s in scores])}
     result: dict[str, Any] = {"set": name, "requests": len(fresh), "harmful": int(gold.sum()),
                               "input_threshold": round(clf.heads.input_threshold, 4)}
+    kind = np.array([e.kind for e in fresh])
+    category = np.array([e.category or "" for e in fresh])
+    groups = {"recall_by_category": {c: gold & (category == c) for c in CATEGORIES},
+              "recall_by_type": {k: gold & (kind == k) for k in sorted(set(kind[gold]))},  # how it asks
+              "false_flags_by_type": {k: ~gold & (kind == k) for k in sorted(set(kind[~gold]))}}
     for rule, flagged in by_rule.items():
-        kinds = {}
-        for kind in sorted({e.kind for e in fresh if not e.label}):
-            m = ~gold & np.array([e.kind == kind for e in fresh])
-            kinds[kind] = f"{flagged[m].mean():.3f} of {int(m.sum())}"
-        cats_recall = {}
-        for c in CATEGORIES:
-            m = gold & np.array([e.category == c for e in fresh])
-            if m.any():
-                cats_recall[c] = f"{flagged[m].mean():.3f} of {int(m.sum())}"
-        asks = {}
-        for kind in sorted({e.kind for e in fresh if e.label}):
-            m = gold & np.array([e.kind == kind for e in fresh])
-            asks[kind] = f"{flagged[m].mean():.3f} of {int(m.sum())}"
-        result[rule] = {**fresh_rates(flagged, fresh), "recall_by_category": cats_recall, "recall_by_type": asks,
-                        "false_flags_by_type": kinds}
+        result[rule] = {**fresh_rates(flagged, fresh),
+                        **{name: {g: f"{flagged[m].mean():.3f} of {int(m.sum())}" for g, m in masks.items() if m.any()}
+                           for name, masks in groups.items()}}
     right = [s.top == e.category for s, e, f in zip(scores, fresh, by_rule["model"]) if e.label and f]
     result["category_accuracy_flagged"] = round(float(np.mean(right)), 3) if right else float("nan")
     served = by_rule["policy"]
