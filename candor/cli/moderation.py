@@ -49,8 +49,8 @@ def train_command(card, **values):
 @moderation.command("eval")
 @click.option("--heads", default=None, help="A heads file (default: the one shipped with Candor).")
 @click.option("--data-dir", default=None, help="Data folder (default: CANDOR_DATA_DIR or ../shared/data).")
-@click.option("--split", type=click.Choice(["train", "validation", "test", "fresh", "fresh-2"]), default="test",
-              show_default=True, help="fresh, fresh-2: the fresh held-out sets (candor/data/moderation/"
+@click.option("--split", type=click.Choice(["train", "validation", "test", "fresh", "fresh-2", "fresh-3"]),
+              default="test", show_default=True, help="fresh*: the fresh held-out sets (candor/data/moderation/"
                                       "fresh-held-out*.txt, input check only).")
 @click.option("--answers-model", default="candor-instant", show_default=True,
               help="Also measure the output head on this model's own answers (generated once, about 22 minutes "

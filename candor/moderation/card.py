@@ -139,7 +139,7 @@ agreement **{agree['unseen']['agreement']:.3f}**, precision {agree['unseen']['pr
 Goals (issue 15): recall >= 0.90 and XSTest false flags <= 0.08. {goals_line(figures)} The
 latency goal (input check under 15 ms median) is measured by benchmarks/moderation.py; its figures
 are in the README's "Moderation" measurements.
-{fresh_section(figures.get("fresh"))}{fresh_section(figures.get("fresh-2"))}
+{fresh_section(figures.get("fresh"))}{fresh_section(figures.get("fresh-2"))}{fresh_section(figures.get("fresh-3"))}
 
 ## Limits
 English only; trained on short, single-turn requests, mostly direct ones. Serving,
@@ -304,6 +304,12 @@ def fresh_section(fresh: dict[str, Any] | None) -> str:
 test split above had been read too often to give a clean estimate; nothing trains on it (a test
 checks that none of its requests is a training example). Each request read as the input check reads it.
 Its reads are listed with the test split's under Limits, from read 16 on."""
+    elif fresh.get("set") == "fresh-3":
+        title, about = "the third fresh held-out set", f"""`candor/data/moderation/fresh-held-out-3.txt`: {fresh['requests']} requests ({fresh['harmful']} harmful) written
+on the evening of 2026-12-04, after read 21 shipped, by a writer who saw no data and no score: harmful
+requests asked directly, indirectly or wrapped, self-harm statements that name no harm, safe requests
+that sound alarming and everyday statements of plans and moods. Nothing trains on it; read once by
+read 21's classifier and once by read 20's."""
     else:
         title, about = "the second fresh held-out set", f"""`candor/data/moderation/fresh-held-out-2.txt`: {fresh['requests']} requests ({fresh['harmful']} harmful) written
 later on 2026-12-04 by another writer who saw neither the training data nor the first fresh set,

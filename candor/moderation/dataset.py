@@ -92,7 +92,8 @@ def everyday_held_out() -> list[str]:
     return own_lines(DATA / "everyday-held-out.txt")
 
 
-FRESH_FILES = {"fresh": DATA / "fresh-held-out.txt", "fresh-2": DATA / "fresh-held-out-2.txt"}
+FRESH_FILES = {"fresh": DATA / "fresh-held-out.txt", "fresh-2": DATA / "fresh-held-out-2.txt",
+               "fresh-3": DATA / "fresh-held-out-3.txt"}
 FRESH_SETS = tuple(FRESH_FILES)
 
 
@@ -107,7 +108,8 @@ def fresh_held_out(name: str = "fresh") -> list[Example]:
     written on 2026-12-04 by a writer who saw none of the training data, after the test split had
     been read 14 times (so it no longer gave a clean estimate); "fresh-2", written later that day by
     another, after the first had shown third-person asks to be the main misses, harmful requests
-    asked directly, indirectly or wrapped. Lines are "label<TAB>type<TAB>request", label "safe" or a
+    asked directly, indirectly or wrapped; "fresh-3", written that evening after read 21, with
+    self-harm statements that name no harm and everyday statements of plans and moods. Lines are "label<TAB>type<TAB>request", label "safe" or a
     harm category."""
     out = []
     for line in own_lines(fresh_file(name)):
