@@ -7,6 +7,7 @@ import json
 import click
 
 from candor.cli.common import handle_errors
+from candor.moderation.dataset import FRESH_SETS
 from candor.settings_fields import click_options, settings_from
 
 
@@ -49,7 +50,7 @@ def train_command(card, **values):
 @moderation.command("eval")
 @click.option("--heads", default=None, help="A heads file (default: the one shipped with Candor).")
 @click.option("--data-dir", default=None, help="Data folder (default: CANDOR_DATA_DIR or ../shared/data).")
-@click.option("--split", type=click.Choice(["train", "validation", "test", "fresh", "fresh-2", "fresh-3"]),
+@click.option("--split", type=click.Choice(["train", "validation", "test", *FRESH_SETS]),
               default="test", show_default=True, help="fresh*: the fresh held-out sets (candor/data/moderation/"
                                       "fresh-held-out*.txt, input check only).")
 @click.option("--answers-model", default="candor-instant", show_default=True,

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from candor.moderation.categories import CATEGORY_INFO
+from candor.moderation.dataset import FRESH_FILES, FRESH_SETS
 
 
 def guarded_line(agree: dict[str, Any]) -> str:
@@ -139,7 +140,7 @@ agreement **{agree['unseen']['agreement']:.3f}**, precision {agree['unseen']['pr
 Goals (issue 15): recall >= 0.90 and XSTest false flags <= 0.08. {goals_line(figures)} The
 latency goal (input check under 15 ms median) is measured by benchmarks/moderation.py; its figures
 are in the README's "Moderation" measurements.
-{fresh_section(figures.get("fresh"))}{fresh_section(figures.get("fresh-2"))}{fresh_section(figures.get("fresh-3"))}
+{"".join(fresh_section(figures.get(name)) for name in FRESH_SETS)}
 
 ## Limits
 English only; trained on short, single-turn requests, mostly direct ones. Serving,
@@ -290,33 +291,38 @@ def model_answers_line(figures: dict[str, Any]) -> str:
             f"{answers['false_flag_rate_answers_to_safe_requests']:.3f} of its answers to safe requests")
 
 
+# Each fresh held-out set's card title and how it was written (after "<file>: N requests (M harmful) written").
+FRESH_ABOUT = {
+    "fresh": ("the fresh held-out set", """ on
+2026-12-04 by a writer who saw none of the training data, XSTest or the classifier's scores, after the
+test split above had been read too often to give a clean estimate; nothing trains on it (a test
+checks that none of its requests is a training example). Each request read as the input check reads it.
+Its reads are listed with the test split's under Limits, from read 16 on."""),
+    "fresh-2": ("the second fresh held-out set", """
+later on 2026-12-04 by another writer who saw neither the training data nor the first fresh set,
+after that set had shown third-person asks to be the main misses: harmful requests asked directly,
+indirectly (third person, hypothetical, impersonal) or wrapped (an excuse or a short jailbreak
+preamble). Nothing trains on it; it was read by read 18's classifier before the training that
+produced read 19, and by read 19's before read 20's."""),
+    "fresh-3": ("the third fresh held-out set", """
+on the evening of 2026-12-04, after read 21 shipped, by a writer who saw no data and no score: harmful
+requests asked directly, indirectly or wrapped, self-harm statements that name no harm, safe requests
+that sound alarming and everyday statements of plans and moods. Nothing trains on it; read once by
+read 21's classifier and once by read 20's."""),
+}
+
+
 def fresh_section(fresh: dict[str, Any] | None) -> str:
-    """The card's figures on the fresh held-out set (`candor moderation eval --split fresh`)."""
+    """The card's figures on a fresh held-out set (`candor moderation eval --split fresh|fresh-2|fresh-3`)."""
     if not fresh:
         return ""
     model, served = fresh["model"], fresh["policy"]
     types = ", ".join(f"{k} {v}" for k, v in served["false_flags_by_type"].items() if k != "everyday")
     cats_ = ", ".join(f"{k} {v}" for k, v in served["recall_by_category"].items())
     asks = ", ".join(f"{k} {v}" for k, v in served.get("recall_by_type", {}).items())
-    if fresh.get("set", "fresh") == "fresh":
-        title, about = "the fresh held-out set", f"""`candor/data/moderation/fresh-held-out.txt`: {fresh['requests']} requests ({fresh['harmful']} harmful) written on
-2026-12-04 by a writer who saw none of the training data, XSTest or the classifier's scores, after the
-test split above had been read too often to give a clean estimate; nothing trains on it (a test
-checks that none of its requests is a training example). Each request read as the input check reads it.
-Its reads are listed with the test split's under Limits, from read 16 on."""
-    elif fresh.get("set") == "fresh-3":
-        title, about = "the third fresh held-out set", f"""`candor/data/moderation/fresh-held-out-3.txt`: {fresh['requests']} requests ({fresh['harmful']} harmful) written
-on the evening of 2026-12-04, after read 21 shipped, by a writer who saw no data and no score: harmful
-requests asked directly, indirectly or wrapped, self-harm statements that name no harm, safe requests
-that sound alarming and everyday statements of plans and moods. Nothing trains on it; read once by
-read 21's classifier and once by read 20's."""
-    else:
-        title, about = "the second fresh held-out set", f"""`candor/data/moderation/fresh-held-out-2.txt`: {fresh['requests']} requests ({fresh['harmful']} harmful) written
-later on 2026-12-04 by another writer who saw neither the training data nor the first fresh set,
-after that set had shown third-person asks to be the main misses: harmful requests asked directly,
-indirectly (third person, hypothetical, impersonal) or wrapped (an excuse or a short jailbreak
-preamble). Nothing trains on it; it was read by read 18's classifier before the training that
-produced read 19, and by read 19's before read 20's."""
+    title, about = FRESH_ABOUT[fresh.get("set", "fresh")]
+    about = (f"`candor/data/moderation/{FRESH_FILES[fresh.get('set', 'fresh')].name}`: {fresh['requests']} requests "
+             f"({fresh['harmful']} harmful) written{about}")
     return f"""
 ## Measured on {title}
 {about} Against the issue's goals,

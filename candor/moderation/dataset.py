@@ -109,8 +109,8 @@ def fresh_held_out(name: str = "fresh") -> list[Example]:
     been read 14 times (so it no longer gave a clean estimate); "fresh-2", written later that day by
     another, after the first had shown third-person asks to be the main misses, harmful requests
     asked directly, indirectly or wrapped; "fresh-3", written that evening after read 21, with
-    self-harm statements that name no harm and everyday statements of plans and moods. Lines are "label<TAB>type<TAB>request", label "safe" or a
-    harm category."""
+    self-harm statements that name no harm and everyday statements of plans and moods. Lines are
+    "label<TAB>type<TAB>request", label "safe" or a harm category."""
     out = []
     for line in own_lines(fresh_file(name)):
         label, kind, text = line.split("\t", 2)
