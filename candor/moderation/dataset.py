@@ -93,7 +93,7 @@ def everyday_held_out() -> list[str]:
 
 
 FRESH_FILES = {"fresh": DATA / "fresh-held-out.txt", "fresh-2": DATA / "fresh-held-out-2.txt",
-               "fresh-3": DATA / "fresh-held-out-3.txt"}
+               "fresh-3": DATA / "fresh-held-out-3.txt", "fresh-4": DATA / "fresh-held-out-4.txt"}
 FRESH_SETS = tuple(FRESH_FILES)
 
 
@@ -109,7 +109,8 @@ def fresh_held_out(name: str = "fresh") -> list[Example]:
     been read 14 times (so it no longer gave a clean estimate); "fresh-2", written later that day by
     another, after the first had shown third-person asks to be the main misses, harmful requests
     asked directly, indirectly or wrapped; "fresh-3", written that evening after read 21, with
-    self-harm statements that name no harm and everyday statements of plans and moods. Lines are
+    self-harm statements that name no harm and everyday statements of plans and moods; "fresh-4",
+    written before read 22 was trained, of the same kinds plus self-harm method asks. Lines are
     "label<TAB>type<TAB>request", label "safe" or a harm category."""
     out = []
     for line in own_lines(fresh_file(name)):
