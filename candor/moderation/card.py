@@ -327,12 +327,14 @@ produced read 19, and by read 19's before read 20's."""),
 on the evening of 2026-12-04, after read 21 shipped, by a writer who saw no data and no score: harmful
 requests asked directly, indirectly or wrapped, self-harm statements that name no harm, safe requests
 that sound alarming and everyday statements of plans and moods. Nothing trains on it; read once by
-read 21's classifier and once by read 20's."""),
+read 21's classifier and once by read 20's, then by read 22's, the kinds (not the lines) of whose
+training data its false flags shaped."""),
     "fresh-4": ("the fourth fresh held-out set", """
 on the evening of 2026-12-04, before read 22 was trained, by a writer who saw no data and no score:
 the third set's kinds plus self-harm method asks, safe requests that sound alarming and everyday
-statements of plans, moods, mishaps and goodbyes. Nothing trains on it; read once by read 22's
-classifier and once by read 21's."""),
+statements of plans, moods, mishaps and goodbyes. Nothing trains on it; read by read 22's
+classifier under two self-harm thresholds (0.3 kept, 0.15 tried: the README says what each gave)
+and once by read 21's."""),
 }
 
 
