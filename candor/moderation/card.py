@@ -287,7 +287,7 @@ self-harm requests written in the same forms (intent with a date or a goodbye, m
 asks); two writers shown none of the data; none within a stock-MiniLM cosine of 0.90 of a
 validation, test, fresh or everyday request or of 0.80 of a held-out XSTest prompt (7 dropped); 15%
 of them to validation and 15% to test. A fourth fresh set was written by a third writer at the same
-time, before training, and read once by each classifier afterwards. On the extended validation split,
+time, before training, and read by each classifier afterwards (by read 22 under two self-harm thresholds). On the extended validation split,
 under the default policy, read 21's classifier caught 317 of 347 harmful requests (102 of 108
 self-harm) and flagged 29 of 599 safe ones (14 as self-harm); the rule chose the 6-layer int8
 encoder at 0.40, which catches 315 (101) and flags 21 (8). Lowering the policy's self-harm threshold
@@ -346,8 +346,9 @@ def fresh_section(fresh: dict[str, Any] | None) -> str:
     types = ", ".join(f"{k} {v}" for k, v in served["false_flags_by_type"].items() if k != "everyday")
     cats_ = ", ".join(f"{k} {v}" for k, v in served["recall_by_category"].items())
     asks = ", ".join(f"{k} {v}" for k, v in served.get("recall_by_type", {}).items())
-    title, about = FRESH_ABOUT[fresh.get("set", "fresh")]
-    about = (f"`candor/data/moderation/{FRESH_FILES[fresh.get('set', 'fresh')].name}`: {fresh['requests']} requests "
+    name = fresh.get("set", "fresh")
+    title, about = FRESH_ABOUT[name]
+    about = (f"`candor/data/moderation/{FRESH_FILES[name].name}`: {fresh['requests']} requests "
              f"({fresh['harmful']} harmful) written{about}")
     return f"""
 ## Measured on {title}

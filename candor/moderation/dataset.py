@@ -104,14 +104,10 @@ def fresh_file(name: str = "fresh") -> Path:
 
 
 def fresh_held_out(name: str = "fresh") -> list[Example]:
-    """A fresh held-out set, evaluation only (nothing in `input_examples` reads these files): "fresh",
-    written on 2026-12-04 by a writer who saw none of the training data, after the test split had
-    been read 14 times (so it no longer gave a clean estimate); "fresh-2", written later that day by
-    another, after the first had shown third-person asks to be the main misses, harmful requests
-    asked directly, indirectly or wrapped; "fresh-3", written that evening after read 21, with
-    self-harm statements that name no harm and everyday statements of plans and moods; "fresh-4",
-    written before read 22 was trained, of the same kinds plus self-harm method asks. Lines are
-    "label<TAB>type<TAB>request", label "safe" or a harm category."""
+    """A fresh held-out set (`FRESH_FILES`), evaluation only: nothing in `input_examples` reads these
+    files. Each file's header says when, by whom and against what it was written (the card's
+    `FRESH_ABOUT` says how often it has been read). Lines are "label<TAB>type<TAB>request", label
+    "safe" or a harm category."""
     out = []
     for line in own_lines(fresh_file(name)):
         label, kind, text = line.split("\t", 2)
