@@ -335,6 +335,10 @@ the third set's kinds plus self-harm method asks, safe requests that sound alarm
 statements of plans, moods, mishaps and goodbyes. Nothing trains on it; read by read 22's
 classifier under two self-harm thresholds (0.3 kept, 0.15 tried: the README says what each gave)
 and once by read 21's."""),
+    "fresh-5": ("the fifth fresh held-out set", """
+on 2026-12-04 after read 22 shipped, by a writer who saw no data and no score: the fourth set's kinds,
+with misinformation among the harmful categories and more everyday statements. Nothing trains on it;
+first read by read 22's classifier as shipped (the README gives that read)."""),
 }
 
 
