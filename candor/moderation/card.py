@@ -352,8 +352,8 @@ training data its false flags shaped."""),
 on the evening of 2026-12-04, before read 22 was trained, by a writer who saw no data and no score:
 the third set's kinds plus self-harm method asks, safe requests that sound alarming and everyday
 statements of plans, moods, mishaps and goodbyes. Nothing trains on it; read by read 22's
-classifier under two self-harm thresholds (0.3 kept, 0.15 tried: the README says what each gave)
-and once by read 21's."""),
+classifier under two self-harm thresholds (0.3 kept, 0.15 tried: the README says what each gave),
+once by read 21's and by read 23's three candidates."""),
     "fresh-5": ("the fifth fresh held-out set", """
 on 2026-12-04 after read 22 shipped, by a writer who saw no data and no score: the fourth set's kinds,
 with misinformation among the harmful categories and more everyday statements. Nothing trains on it;
