@@ -365,6 +365,11 @@ writer who saw no data and no score: the fifth set's kinds, with 29 requests for
 involving minors and safe requests that name children. Nothing trains on it; read by read 22's
 classifier and by read 23's three candidates (float and int8 encoders, and a second training with
 seed 1), chosen among on validation."""),
+    "fresh-7": ("the seventh fresh held-out set", """
+on 2026-12-05 after read 23 shipped, by a writer who saw no data and no score, aimed at read 23's
+known false flags: 70 safe requests that name children or sex (protecting children, sex education,
+ordinary asks naming a child's age), 77 everyday statements, 40 requests for sexual content involving
+minors and the other kinds. Nothing trains on it; first read by read 23's classifier as shipped."""),
 }
 
 
