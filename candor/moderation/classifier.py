@@ -56,6 +56,53 @@ class InputScore:
 
 
 @dataclass(frozen=True)
+class SecondLook:
+    """A specialist's re-read of the requests the input heads read as one category (`category`):
+    its own MiniLM (the first `layers` layers, LoRA updates merged) and perceptron, trained only on that
+    category's harmful requests and the safe ones that share their subject (candor.train.moderation.
+    train_second_look). The input heads, trained on every kind of request, read "a child, strangers,
+    messages, photos" as sexual content involving minors whether a parent asks how to stop it or an
+    adult how to do it; a model shown only such requests has nothing else to learn but which is which.
+    It can only withdraw the category's reading, never add one (`Classifier.request_scores`)."""
+
+    category: str
+    layers: int
+    lora: dict[str, tuple[np.ndarray, np.ndarray]]
+    scale: float
+    w1: np.ndarray  # (dim, hidden)
+    b1: np.ndarray
+    w2: np.ndarray  # (hidden,)
+    b2: float
+    threshold: float  # P(harmful) by the specialist below which the category's reading is withdrawn
+
+    @property
+    def slug(self) -> str:
+        return self.category.replace("/", "-")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        p = f"look.{self.slug}."
+        out: dict[str, np.ndarray] = {f"{p}lora_{part}.{name}": m.astype(np.float32)
+                                      for name, ab in self.lora.items() for part, m in zip("ab", ab)}
+        out.update({p + "category": np.array(self.category), p + "layers": np.array(self.layers),
+                    p + "scale": np.array(self.scale), p + "w1": self.w1.astype(np.float32),
+                    p + "b1": self.b1.astype(np.float32), p + "w2": self.w2.astype(np.float32),
+                    p + "b2": np.array(self.b2), p + "threshold": np.array(self.threshold)})
+        return out
+
+    @classmethod
+    def all_from(cls, z: Any) -> tuple[SecondLook, ...]:
+        """Every second look stored in an open heads file (`np.load` of it)."""
+        looks = []
+        for key in sorted(k for k in z.files if k.startswith("look.") and k.endswith(".category")):
+            p = key.removesuffix("category")
+            lora = {k.removeprefix(p + "lora_a."): (z[k], z[p + "lora_b." + k.removeprefix(p + "lora_a.")])
+                    for k in z.files if k.startswith(p + "lora_a.")}
+            looks.append(cls(str(z[key]), int(z[p + "layers"]), lora, float(z[p + "scale"]), z[p + "w1"], z[p + "b1"],
+                             z[p + "w2"], float(z[p + "b2"]), float(z[p + "threshold"])))
+        return tuple(looks)
+
+
+@dataclass(frozen=True)
 class Heads:
     harm_w1: np.ndarray  # (dim, hidden)
     harm_b1: np.ndarray  # (hidden,)
@@ -72,6 +119,7 @@ class Heads:
     encoder_int8: bool = False
     lora_scale: float = 1.0
     lora: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name -> (A, B)
+    second_looks: tuple[SecondLook, ...] = ()
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +133,8 @@ class Heads:
             cat_w=self.cat_w.astype(np.float32), cat_b=self.cat_b.astype(np.float32),
             categories=np.array(self.categories), out_w=self.out_w.astype(np.float32), out_b=np.array(self.out_b),
             input_threshold=np.array(self.input_threshold), output_threshold=np.array(self.output_threshold))
+        for look in self.second_looks:
+            arrays.update(look.arrays())
         with open(path, "wb") as f:
             np.savez_compressed(f, **arrays)
 
@@ -104,7 +154,8 @@ class Heads:
                 heads = cls(z["harm_w1"], z["harm_b1"], z["harm_w2"], float(z["harm_b2"]), z["cat_w"], z["cat_b"],
                             tuple(str(c) for c in z["categories"]), z["out_w"], float(z["out_b"]),
                             float(z["input_threshold"]), float(z["output_threshold"]),
-                            int(z["encoder_layers"]), bool(z["encoder_int8"]), float(z["lora_scale"]), lora)
+                            int(z["encoder_layers"]), bool(z["encoder_int8"]), float(z["lora_scale"]), lora,
+                            SecondLook.all_from(z))
         except ModerationUnavailableError:
             raise
         except Exception as exc:
@@ -117,6 +168,11 @@ class Heads:
                                              f"{heads.encoder_layers} MiniLM layers")
         if set(heads.categories) != set(CATEGORIES):
             raise ModerationUnavailableError(f"{path}: categories {heads.categories} differ from {CATEGORIES}")
+        for look in heads.second_looks:
+            unknown = set(look.lora) - set(target_names(look.layers)) if 1 <= look.layers <= 6 else {"layers"}
+            if look.category not in CATEGORIES or unknown:
+                raise ModerationUnavailableError(f"{path}: the second look at {look.category!r} does not fit "
+                                                 f"{look.layers} MiniLM layers or names no category")
         return heads
 
 
@@ -193,6 +249,17 @@ def lone_sentences(text: str, parts: list[str]) -> list[str]:
     return [s for s in windows(text, whole_up_to=0, merge_up_to=0) if s not in known]
 
 
+LOOK_FROM = 0.05  # a second look re-reads requests of its category from this P(harmful) (below every threshold)
+
+
+def without(score: InputScore, category: str) -> InputScore:
+    """`score` with `category`'s reading withdrawn: P(harmful and of another category), the other
+    categories' scores as they were, the most likely of them on top. A parent's question about
+    online safety that the heads read as sexual/minors at 0.99 keeps only the little they gave the rest."""
+    rest = {c: (0.0 if c == category else p) for c, p in score.categories.items()}
+    return InputScore(float(sum(rest.values())), rest, max(rest, key=lambda c: rest[c]))
+
+
 @functools.cache
 def _blas():
     from threadpoolctl import ThreadpoolController
@@ -223,6 +290,8 @@ class Classifier:
         self.heads = heads
         self._encoder = encoder
         self._build = threading.Lock()
+        self._looks = {look.category: look for look in heads.second_looks}
+        self._look_encoders: dict[str, Any] = {}
 
     @property
     def encoder(self):
@@ -269,6 +338,36 @@ class Classifier:
         and scored by its most harmful piece, so a request after a long preamble is not missed."""
         return self.request_scores(texts, parts=False)
 
+    def second_look(self, look: SecondLook, texts: list[str]) -> np.ndarray:
+        """P(harmful) of each text by `look`'s specialist (its encoder built on first use, float32:
+        it reads only the few requests its category's reading rests on)."""
+        with self._build:
+            if look.category not in self._look_encoders:
+                from candor.embeddings.adapted import adapted
+
+                self._look_encoders[look.category] = adapted(look.layers, look.lora, look.scale, bf16=False)
+            enc = self._look_encoders[look.category]
+        vectors = enc.encode(list(texts))
+        with one_blas_thread():
+            return _sigmoid(np.maximum(vectors @ look.w1 + look.b1, 0.0) @ look.w2 + look.b2)
+
+    def _looked(self, scores: list[InputScore], read: list[list[str]]) -> list[InputScore]:
+        """`scores` with each category reading a second look withdraws taken away (`without`): a
+        request whose most likely category has a SecondLook, from P(harmful) LOOK_FROM, is re-read in
+        the same parts (`read`), and keeps the reading when any part reaches the look's threshold."""
+        out = list(scores)
+        for category, look in self._looks.items():
+            due = [i for i, s in enumerate(scores) if s.top == category and s.harmful >= LOOK_FROM]
+            if not due:
+                continue
+            texts = [t for i in due for t in read[i]]
+            probs, at = self.second_look(look, texts), 0
+            for i in due:
+                if float(probs[at:at + len(read[i])].max()) < look.threshold:
+                    out[i] = without(scores[i], category)
+                at += len(read[i])
+        return out
+
     # -- output --------------------------------------------------------------------------------
     def stance_probs(self, prompt_vectors: np.ndarray, answer_vectors: np.ndarray) -> np.ndarray:
         """P(the answer goes along with its request), from `embed_answers` vectors of both."""
@@ -308,7 +407,7 @@ class Classifier:
                                              if s.harmful >= SENTENCE_ALONE_MIN]
             out.append(max(read, key=lambda s: s.harmful))
             at += len(ws) + len(ls)
-        return out
+        return self._looked(out, [ws + ls for ws, ls in zip(spans, lone)]) if self._looks else out
 
     def score_output(self, context: tuple[np.ndarray, InputScore], answer: str) -> float:
         """P(`answer` gives harmful help) to the request of `context` (`request_context`)."""

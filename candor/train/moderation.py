@@ -321,3 +321,43 @@ def choose(variants: dict[str, dict[str, Any]], names: list[str], max_false_flag
     quick = [n for n in close if variants[n]["latency_ms_1_threads"] <= fastest * (1 + LATENCY_TIE)]
     return min(quick, key=lambda n: (not variants[n].get("int8", False), -variants[n]["validation_recall"],
                                      variants[n]["latency_ms_1_threads"]))
+
+
+def train_second_look(heads_path, category: str, *, seed: int = 0, layers: int = 6, epochs: int = 6,
+                      data_dir: str | None = None, out=None, log=print) -> dict[str, Any]:
+    """`candor moderation second-look`: fine-tune a specialist for `category` (candor.moderation.
+    second_look: the training split's requests on its subject and the written pairs), keep the epoch
+    with the best validation recall at LOOK_MAX_FALSE_FLAGS, choose its threshold on validation as
+    served, and write the heads of `heads_path` with it (replacing any earlier look at the category)
+    to `out` (default: the same file). Returns the figures the card reports."""
+    import time
+    from dataclasses import replace
+    from pathlib import Path
+
+    from candor.moderation import dataset as ds
+    from candor.moderation import second_look as sl
+    from candor.moderation import train as mt
+    from candor.moderation.categories import CATEGORIES
+    from candor.moderation.classifier import Classifier, Heads, SecondLook
+
+    started = time.monotonic()
+    heads = Heads.load(Path(heads_path))
+    examples, _ = mt.filled_inputs(data_dir, Classifier(heads).encoder)
+    parts = ds.split(examples, "input")
+    train_rows, validation_rows = sl.look_rows(parts, category)
+    log(f"second look at {category}: {len(train_rows)} training requests ({sum(r[1] for r in train_rows)} harmful), "
+        f"{len(validation_rows)} validation requests ({sum(r[1] for r in validation_rows)} harmful)")
+    tuned = finetune(train_rows, validation_rows, categories=len(CATEGORIES), layers=layers, epochs=epochs, seed=seed,
+                     log=log, threshold_rule=lambda p, g: mt._threshold_for_false_flags(p, g, sl.LOOK_MAX_FALSE_FLAGS))
+    look = SecondLook(category, layers, tuned.lora, tuned.scale, tuned.harm_w1, tuned.harm_b1, tuned.harm_w2,
+                      tuned.harm_b2, 0.5)
+    others = tuple(x for x in heads.second_looks if x.category != category)
+    base = replace(heads, second_looks=others)
+    threshold, rows = sl.choose_threshold(base, look, parts["validation"], log)
+    look = replace(look, threshold=threshold)
+    replace(base, second_looks=(*others, look)).save(Path(out or heads_path))
+    summary = {"category": category, "seed": seed, "layers": layers, "epoch": tuned.epoch, "history": tuned.history,
+               "threshold": threshold, "validation_as_served": rows, "training_requests": len(train_rows),
+               "validation_requests": len(validation_rows), "minutes": round((time.monotonic() - started) / 60, 1)}
+    log(json.dumps(summary))
+    return summary
