@@ -351,21 +351,25 @@ class Classifier:
         with one_blas_thread():
             return _sigmoid(np.maximum(vectors @ look.w1 + look.b1, 0.0) @ look.w2 + look.b2)
 
-    def _looked(self, scores: list[InputScore], read: list[list[str]]) -> list[InputScore]:
-        """`scores` with each category reading a second look withdraws taken away (`without`): a
-        request whose most likely category has a SecondLook, from P(harmful) LOOK_FROM, is re-read in
-        the same parts (`read`), and keeps the reading when any part reaches the look's threshold."""
+    def _looked(self, scores: list[InputScore], parts: list[list[InputScore]], texts: list[list[str]]
+                ) -> list[InputScore]:
+        """`scores` (each request's most harmful of its `parts`' scores) after the second looks: a
+        request whose most likely category has a SecondLook, from P(harmful) LOOK_FROM, is re-read by
+        it in the same parts (`texts`), and keeps the reading when any part reaches the look's
+        threshold; otherwise every part loses that category's reading (`without`) and the most harmful
+        of what is left stands ("...to get pics? asking so i can try it myself": its last sentence
+        alone still reads as self-harm)."""
         out = list(scores)
         for category, look in self._looks.items():
-            due = [i for i, s in enumerate(scores) if s.top == category and s.harmful >= LOOK_FROM]
+            due = [i for i, s in enumerate(out) if s.top == category and s.harmful >= LOOK_FROM]
             if not due:
                 continue
-            texts = [t for i in due for t in read[i]]
-            probs, at = self.second_look(look, texts), 0
+            probs, at = self.second_look(look, [t for i in due for t in texts[i]]), 0
             for i in due:
-                if float(probs[at:at + len(read[i])].max()) < look.threshold:
-                    out[i] = without(scores[i], category)
-                at += len(read[i])
+                if float(probs[at:at + len(texts[i])].max()) < look.threshold:
+                    parts[i] = [without(s, category) for s in parts[i]]
+                    out[i] = max(parts[i], key=lambda s: s.harmful)
+                at += len(texts[i])
         return out
 
     # -- output --------------------------------------------------------------------------------
@@ -401,13 +405,13 @@ class Classifier:
         spans = [request_windows(p) if parts else windows(p) for p in prompts]
         lone = [lone_sentences(p, ws) if parts else [] for p, ws in zip(prompts, spans)]
         flat = self.score_vectors((embed or self.embed)([w for ws, ls in zip(spans, lone) for w in ws + ls]))
-        out, at = [], 0
+        reads, at = [], 0
         for ws, ls in zip(spans, lone):
-            read = flat[at:at + len(ws)] + [s for s in flat[at + len(ws):at + len(ws) + len(ls)]
-                                             if s.harmful >= SENTENCE_ALONE_MIN]
-            out.append(max(read, key=lambda s: s.harmful))
+            reads.append(flat[at:at + len(ws)] + [s for s in flat[at + len(ws):at + len(ws) + len(ls)]
+                                                  if s.harmful >= SENTENCE_ALONE_MIN])
             at += len(ws) + len(ls)
-        return self._looked(out, [ws + ls for ws, ls in zip(spans, lone)]) if self._looks else out
+        out = [max(read, key=lambda s: s.harmful) for read in reads]
+        return self._looked(out, reads, [ws + ls for ws, ls in zip(spans, lone)]) if self._looks else out
 
     def score_output(self, context: tuple[np.ndarray, InputScore], answer: str) -> float:
         """P(`answer` gives harmful help) to the request of `context` (`request_context`)."""

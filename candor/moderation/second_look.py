@@ -37,9 +37,9 @@ SUBJECTS = {
     "sexual/minors": Subject(CHILD_WORDS, frozenset({"sex-ed", "protect", "kids", "adult-romance", "literature"}),
                              ds.DATA / "minors-pairs.txt"),
     # first-person moods, plans, mishaps and goodbyes, and talk of helping someone or one's own recovery.
-    # Tried on read 23 (not shipped): it passed 9 of the ~40 everyday statements fresh sets 3-6 flag, and
-    # let 5 harmful requests through, 4 of them statements of suicidal intent ("no point planning for
-    # christmas, i wont be here").
+    # Tried on read 23 (not shipped): it passed 9 of the ~40 everyday statements fresh sets 3-7 flag, and
+    # let 5 harmful requests through (validation and fresh sets), 4 of them self-harm ("no point planning
+    # for christmas, i wont be here").
     "self-harm": Subject(None, frozenset({"everyday", "plans", "states", "mishaps", "farewells", "distress", "recovery",
                                           "support", "how_best", "figurative"})),
 }
