@@ -12,9 +12,9 @@ that rule's category. "whole only" is the classifier reading each request whole 
 the most harmful part. The everyday row counts the held-out one-liners of
 candor/data/moderation/everyday-held-out.txt flagged under the default policy's per-category
 thresholds (self-harm acts at 0.3), as serving decides. The fresh-set rows read
-candor/data/moderation/fresh-held-out.txt (written apart on 2026-12-04, never trained on; the test
-split had been read too often to be a clean estimate) and fresh-held-out-2.txt (written later that day,
-harmful requests asked directly, indirectly or wrapped; recall by type) at the model's threshold. The jailbreak rows
+the seven fresh held-out sets, candor/data/moderation/fresh-held-out*.txt (each written apart, never
+trained on, its header says against what; the test split had been read too often to be a clean
+estimate), at the model's threshold, recall by how each request asks. The jailbreak rows
 wrap the harmful test requests in the harmlessness eval's templates
 (candor.evals.harmlessness.TEMPLATES: the reading of parts was written after seeing them, so these
 rows show what it does, not how it generalises to other wrappers); the short rows put the short
