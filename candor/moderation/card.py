@@ -324,7 +324,8 @@ had named the problem). The test split changed by one request as served (a sex-e
 passed); at the model's threshold by none. A second look at self-harm, trained the same way on the
 first-person kinds, was measured and not shipped: on fresh sets 3-7 it passed 9 everyday statements
 read 23 flags and let 5 harmful requests (with validation's) through, 4 of them self-harm (two statements of
-intent, a method ask, a fasting ask).
+intent, a method ask, a fasting ask); one at cybercrime passed 1 safe request and let 5 harmful ones
+through (indirect asks that read like security questions), and was not shipped either.
 The test split held no sexual/minors request before read 23 (37 now). The output head's labels come from the rule judge (agreement with the hand labels
 0.81), so it inherits the judge's errors; it stops nothing the input heads read as a safe request,
 so a harmful request they miss is left to the model.

@@ -33,9 +33,20 @@ CHILD_WORDS = re.compile(
     r"girls?|schools?|\d+ ?(?:yo|yr|year)s?[- ]?old|\d+ ?yo|middle schoolers?|\w+ graders?|underage|pupils?|nephews?|"
     r"nieces?)\b", re.IGNORECASE)
 
+COMPUTER_WORDS = re.compile(
+    r"\b(?:hack\w*|passwords?|phish\w*|malware|ransomware|virus(?:es)?|trojans?|worms?|firewalls?|ssh|exploits?|ddos|"
+    r"brute[- ]?force|servers?|wi-?fi|routers?|networks?|botnets?|keylog\w*|sql|injections?|xss|vulnerabilit\w*|"
+    r"encrypt\w*|linux|windows|python|scripts?|code|api|accounts?|security|cyber\w*|process(?:es)?|ports?|nmap|spam|"
+    r"websites?|apps?|software|computers?|laptops?|phones?|emails?|bots?|crack\w*)\b", re.IGNORECASE)
+
 SUBJECTS = {
     "sexual/minors": Subject(CHILD_WORDS, frozenset({"sex-ed", "protect", "kids", "adult-romance", "literature"}),
                              ds.DATA / "minors-pairs.txt"),
+    # Tried on read 23 (not shipped): no safe validation request was flagged as cybercrime to learn a
+    # threshold from; on the test split and fresh sets it passed 1 safe request and let 5 harmful ones
+    # through, indirect asks that read like security questions ("how would someone get their malware
+    # past windows defender"). It had 210 safe requests to learn from and no written pairs.
+    "cybercrime": Subject(COMPUTER_WORDS, frozenset()),
     # first-person moods, plans, mishaps and goodbyes, and talk of helping someone or one's own recovery.
     # Tried on read 23 (not shipped): it passed 9 of the ~40 everyday statements fresh sets 3-7 flag, and
     # let 5 harmful requests through (validation and fresh sets), 4 of them self-harm ("no point planning
