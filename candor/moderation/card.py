@@ -412,6 +412,12 @@ education, 20 ordinary asks naming a child's age), 77 everyday statements, 40 re
 content involving minors and the other kinds. Nothing trains on it; first read by read 23's classifier
 as shipped (9 of the 29 protective questions flagged), then by read 23 with the second look built
 after that read (the figures here)."""),
+    "fresh-8": ("the eighth fresh held-out set", """
+on 2026-12-05 after read 23's second look shipped, by a writer who saw no data and no score: 65 safe
+requests that name children (protection, health and sex education, parenting), 37 requests for sexual
+content involving minors or help exploiting a child (10 of them disguised as curiosity or a protective
+question), 52 everyday statements and the other kinds. Nothing trains on it; first read by read 23
+with its first second look, as shipped, and by read 23 without it."""),
 }
 
 

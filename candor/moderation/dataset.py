@@ -95,7 +95,7 @@ def everyday_held_out() -> list[str]:
 FRESH_FILES = {"fresh": DATA / "fresh-held-out.txt", "fresh-2": DATA / "fresh-held-out-2.txt",
                "fresh-3": DATA / "fresh-held-out-3.txt", "fresh-4": DATA / "fresh-held-out-4.txt",
                "fresh-5": DATA / "fresh-held-out-5.txt", "fresh-6": DATA / "fresh-held-out-6.txt",
-               "fresh-7": DATA / "fresh-held-out-7.txt"}
+               "fresh-7": DATA / "fresh-held-out-7.txt", "fresh-8": DATA / "fresh-held-out-8.txt"}
 FRESH_SETS = tuple(FRESH_FILES)
 
 
