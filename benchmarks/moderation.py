@@ -12,7 +12,7 @@ that rule's category. "whole only" is the classifier reading each request whole 
 the most harmful part. The everyday row counts the held-out one-liners of
 candor/data/moderation/everyday-held-out.txt flagged under the default policy's per-category
 thresholds (self-harm acts at 0.3), as serving decides. The fresh-set rows read
-the seven fresh held-out sets, candor/data/moderation/fresh-held-out*.txt (each written apart, never
+the eight fresh held-out sets, candor/data/moderation/fresh-held-out*.txt (each written apart, never
 trained on, its header says against what; the test split had been read too often to be a clean
 estimate), at the model's threshold, recall by how each request asks. The jailbreak rows
 wrap the harmful test requests in the harmlessness eval's templates

@@ -58,7 +58,7 @@ def train_command(card, **values):
 @handle_errors
 def second_look_command(category, heads, out, seed, data_dir):
     """Fine-tune a specialist that re-reads the requests the input heads put in CATEGORY, on that
-    subject's requests only, and add it to the heads (about 3 minutes on a 2-core CPU)."""
+    subject's requests only, and add it to the heads (about 4 minutes on a 2-core CPU)."""
     from candor.moderation.classifier import HEADS_FILE
     from candor.train.moderation import train_second_look
 
