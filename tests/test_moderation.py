@@ -222,6 +222,7 @@ def test_the_second_look_withdraws_no_block_from_a_disguised_predator():
     laws? Planning a trip to meet a 13 year old..."; every request the heads block must stay blocked."""
     clf = classifier()
     policy = load_policy(clf.heads)
+    assert "sexual/minors" in [x.category for x in clf.heads.second_looks]
     asks = [e.text for e in ds.fresh_held_out("fresh-8") if e.category == "sexual/minors"]
     assert len(asks) == 37
     blind = Classifier(replace(clf.heads, second_looks=()), clf.encoder)
