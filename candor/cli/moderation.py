@@ -8,6 +8,7 @@ import click
 
 from candor.cli.common import handle_errors
 from candor.moderation.dataset import FRESH_SETS
+from candor.moderation.second_look import SUBJECTS
 from candor.settings_fields import click_options, settings_from
 
 
@@ -48,7 +49,7 @@ def train_command(card, **values):
 
 
 @moderation.command("second-look")
-@click.option("--category", type=click.Choice(["sexual/minors", "cybercrime", "self-harm"]), default="sexual/minors", show_default=True,
+@click.option("--category", type=click.Choice(list(SUBJECTS)), default="sexual/minors", show_default=True,
               help="The category whose readings the specialist re-reads (candor.moderation.second_look.SUBJECTS; "
                    "sexual/minors ships, the others were measured and not shipped: README).")
 @click.option("--heads", default=None, help="The heads file to add it to (default: the one shipped with Candor).")

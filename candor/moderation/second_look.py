@@ -116,4 +116,3 @@ def choose_threshold(heads: Heads, look: SecondLook, validation: list[ds.Example
             break
         chosen = t
     return chosen, [{"threshold": None, "harmful_flagged": without_look[0], "safe_flagged": without_look[1]}, *rows]
-
