@@ -1,0 +1,123 @@
+"""Moderation: reading a request's parts from one encoder pass, against reading each part alone (as served).
+
+    CANDOR_HOME=.candor .venv/bin/python benchmarks/moderation_one_pass.py [--repeats 30] [--out F] [--heads F]
+
+The input check reads a request whole and then each of its parts alone (`request_windows`, the lone
+sentences): 11 passes for the 199-word-piece request of candor.moderation.latency, 78 ms at one thread
+against the issue's 15 ms. The one-pass reading (the policy's `one_pass = true`,
+`Classifier.one_pass_vectors`) runs the encoder once over the request (in windows of 254 word pieces)
+and gives each part the mean of its own word pieces' states in that pass, except what a colon
+introduces, which it still reads alone; the heads score the parts and the most harmful counts, as
+in the input check. A part's word pieces have then seen the rest of the request: the question this
+answers is what that costs. "all in context" reads the colon's clauses from the pass too.
+
+Both readings use the shipped heads without their second looks (the looks re-read requests in parts
+and would only blur the comparison). Printed, in the same run: requests flagged under the default
+policy on the validation and test splits and each fresh set (harmful / safe), the harmful test
+requests in the harmlessness eval's jailbreak templates and behind one-sentence preambles (recall at
+the model's threshold), and the median and 90th percentile of each reading on the 199-piece request
+(one torch thread, serving's default; the machine's load average beside them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+
+import numpy as np
+from moderation import PREAMBLES  # the one-sentence jailbreak preambles benchmarks/moderation.py measures
+
+from candor.evals.harmlessness import TEMPLATES
+from candor.moderation import dataset as ds
+from candor.moderation.classifier import (
+    SENTENCE_ALONE_MIN,
+    Classifier,
+    InputScore,
+    classifier,
+    locate,
+    lone_sentences,
+    request_windows,
+)
+from candor.moderation.latency import PROMPT_200, timed
+from candor.moderation.policy import Modes, load_policy
+from candor.moderation.train import filled_inputs, request_scores
+
+
+def in_context_scores(clf: Classifier, texts: list[str]) -> list[InputScore]:
+    """The one-pass reading with what a colon introduces read in context too (each part from its span
+    in the request's pass; a part found in no window is read alone), to show why it is read alone."""
+    out = []
+    for text in texts:
+        parts = request_windows(text)
+        pieces = parts + lone_sentences(text, parts)
+        spans = [locate(text, p) for p in pieces]
+        found = clf.encoder.span_vectors(text, [s for s in spans if s is not None])
+        vectors = [found.pop(0) if s is not None else None for s in spans]
+        vectors = [v if v is not None else clf.embed([p])[0] for v, p in zip(vectors, pieces)]
+        scores = clf.score_vectors(np.stack(vectors))
+        read = scores[:len(parts)] + [s for s in scores[len(parts):] if s.harmful >= SENTENCE_ALONE_MIN]
+        out.append(max(read, key=lambda s: s.harmful))
+    return out
+
+
+def one_pass(clf: Classifier, texts: list[str]) -> list[InputScore]:
+    return clf.request_scores(texts, one_pass=True)
+
+
+READINGS = {"parts alone": request_scores, "one pass, all in context": in_context_scores, "one pass": one_pass}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--out", default="")
+    parser.add_argument("--heads", default="", help="a heads file to measure instead of the shipped one")
+    args = parser.parse_args()
+
+    shipped = classifier(args.heads or None)
+    clf = Classifier(dataclasses.replace(shipped.heads, second_looks=()), shipped.encoder)
+    clf.encoder.threads = 1
+    policy = load_policy(clf.heads, modes=Modes())
+    examples, _ = filled_inputs(None, clf.encoder)
+    splits = ds.split(examples, "input")
+    sets = {"validation": splits["validation"], "test": splits["test"],
+            **{name: ds.fresh_held_out(name) for name in ds.FRESH_SETS}}
+    results: dict = {"readings": list(READINGS), "sets": {}, "jailbreaks": {}, "latency_ms": {}}
+    print("requests flagged under the default policy, harmful / safe, by: " + "; ".join(READINGS))
+    for name, rows in sets.items():
+        texts, gold = [e.text for e in rows], np.array([bool(e.label) for e in rows])
+        flagged = [np.array([policy.decide_input(s, "flag").flagged for s in read(clf, texts)])
+                   for read in READINGS.values()]
+        row = {"harmful": int(gold.sum()), "safe": int((~gold).sum()),
+               "harmful_flagged": [int(f[gold].sum()) for f in flagged],
+               "safe_flagged": [int(f[~gold].sum()) for f in flagged]}
+        results["sets"][name] = row
+        print(f"{name:<12} harmful {' / '.join(map(str, row['harmful_flagged']))} of {row['harmful']}; "
+              f"safe {' / '.join(map(str, row['safe_flagged']))} of {row['safe']}", flush=True)
+
+    threshold = clf.heads.input_threshold
+    harmful_test = [e.text for e in splits["test"] if e.label]
+    wrapped = {name: [t.format(request=r) for r in harmful_test] for name, t in TEMPLATES.items() if name != "direct"}
+    wrapped["one-sentence preambles"] = [f"{p} {t}" for p in PREAMBLES for t in harmful_test if len(t) < 100]
+    for name, texts in wrapped.items():
+        recall = [float(np.mean([s.harmful >= threshold for s in read(clf, texts)])) for read in READINGS.values()]
+        results["jailbreaks"][name] = recall
+        print(f"recall, {name}: {' / '.join(f'{r:.3f}' for r in recall)}", flush=True)
+
+    pieces = clf.encoder.count_tokens(PROMPT_200)
+    for name, read in READINGS.items():  # parts alone: as served, not from training's embedding cache
+        read = (lambda c, texts: c.request_scores(texts)) if read is request_scores else read
+        results["latency_ms"][name] = timed(lambda read=read: read(clf, [PROMPT_200]), args.repeats)
+    base = results["latency_ms"]["parts alone"]["median_ms"]
+    print(f"input check of the {pieces}-piece request, 1 thread, median (p90), load average {os.getloadavg()[0]:.2f}: "
+          + "; ".join(f"{n} {t['median_ms']:.1f} ms ({t['p90_ms']:.1f}), {base / t['median_ms']:.2f}x"
+                      for n, t in results["latency_ms"].items()))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
