@@ -6,10 +6,11 @@ The input check reads a request whole and then each of its parts alone (`request
 sentences): 11 passes for the 199-word-piece request of candor.moderation.latency, 78 ms at one thread
 against the issue's 15 ms. The one-pass reading (the policy's `one_pass = true`,
 `Classifier.one_pass_vectors`) runs the encoder once over the request (in windows of 254 word pieces)
-and gives each part the mean of its own word pieces' states in that pass, except what a colon
-introduces, which it still reads alone; the heads score the parts and the most harmful counts, as
-in the input check. A part's word pieces have then seen the rest of the request: the question this
-answers is what that costs. "all in context" reads the colon's clauses from the pass too.
+and gives each of the windows (the whole, or sentence by sentence) the mean of its own word pieces'
+states in that pass; what a colon introduces and the lone sentences are still read alone; the heads
+score the parts and the most harmful counts, as in the input check. A part's word pieces have then
+seen the rest of the request: the question this answers is what that costs. Two more readings show
+why those are read alone: the lone sentences from the pass too, and everything from the pass.
 
 Both readings use the shipped heads without their second looks (the looks re-read requests in parts
 and would only blur the comparison). Printed, in the same run: requests flagged under the default
@@ -39,20 +40,22 @@ from candor.moderation.classifier import (
     locate,
     lone_sentences,
     request_windows,
+    windows,
 )
 from candor.moderation.latency import PROMPT_200, timed
 from candor.moderation.policy import Modes, load_policy
 from candor.moderation.train import filled_inputs, request_scores
 
 
-def in_context_scores(clf: Classifier, texts: list[str]) -> list[InputScore]:
-    """The one-pass reading with what a colon introduces read in context too (each part from its span
-    in the request's pass; a part found in no window is read alone), to show why it is read alone."""
+def from_pass(clf: Classifier, texts: list[str], colons_alone: bool) -> list[InputScore]:
+    """Every part and lone sentence from its span in the request's one pass (`colons_alone`: but what a
+    colon introduces), a piece found in no window read alone."""
     out = []
     for text in texts:
         parts = request_windows(text)
         pieces = parts + lone_sentences(text, parts)
-        spans = [locate(text, p) for p in pieces]
+        clauses = set(parts) - set(windows(text)) - set(windows(text, whole_up_to=0)) if colons_alone else set()
+        spans = [None if p in clauses else locate(text, p) for p in pieces]
         found = clf.encoder.span_vectors(text, [s for s in spans if s is not None])
         vectors = [found.pop(0) if s is not None else None for s in spans]
         vectors = [v if v is not None else clf.embed([p])[0] for v, p in zip(vectors, pieces)]
@@ -62,11 +65,20 @@ def in_context_scores(clf: Classifier, texts: list[str]) -> list[InputScore]:
     return out
 
 
+def all_in_context(clf: Classifier, texts: list[str]) -> list[InputScore]:
+    return from_pass(clf, texts, colons_alone=False)
+
+
+def lone_in_context(clf: Classifier, texts: list[str]) -> list[InputScore]:
+    return from_pass(clf, texts, colons_alone=True)
+
+
 def one_pass(clf: Classifier, texts: list[str]) -> list[InputScore]:
     return clf.request_scores(texts, one_pass=True)
 
 
-READINGS = {"parts alone": request_scores, "one pass, all in context": in_context_scores, "one pass": one_pass}
+READINGS = {"parts alone": request_scores, "one pass": one_pass, "one pass, lone sentences in context too": lone_in_context,
+            "one pass, all in context": all_in_context}
 
 
 def main() -> None:

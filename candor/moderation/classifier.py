@@ -400,17 +400,21 @@ class Classifier:
         score of its most harmful part (`request_score`, unless already computed: `score`)."""
         return self.embed_answers([prompt])[0], score if score is not None else self.request_score(prompt)
 
-    def one_pass_vectors(self, text: str, pieces: list[str]) -> np.ndarray:
-        """`pieces` of `text` (its parts and lone sentences) as the one-pass reading gives them: each
-        from its span in one encoder pass over the request (`Encoder.span_vectors`), except what a colon
-        introduces, which is read alone as by `request_windows` (role-play, "developer mode" and "Request:"
-        wrappers put the ask there: read in the wrapper's context, 37% of the test split's harmful
-        requests in the role-play wrapper were caught against 90% with the clause alone; README,
-        Moderation), and anything not found in one window."""
-        clauses = set(request_windows(text)) - set(windows(text)) - set(windows(text, whole_up_to=0))
-        spans = [None if p in clauses else locate(text, p) for p in pieces]
+    def one_pass_vectors(self, text: str, parts: list[str], lone: list[str]) -> np.ndarray:
+        """Vectors of `parts` (`request_windows(text)`) and `lone` (its `lone_sentences`) as the one-pass
+        reading gives them: the windows, whole or sentence by sentence, each from its span in one
+        encoder pass over the request (`Encoder.span_vectors`); what a colon introduces, the lone
+        sentences and anything not found in one window read alone, as by `request_score`. Read in the
+        wrapper's context, an ask after a colon reads like the wrapper (37% of the test split's harmful
+        requests in the role-play wrapper were caught, against 90% with the clause alone), and a lone
+        sentence reads milder beside its neighbour ("Going to the bridge after work and I'm not coming
+        back." before a question about a song: 0.99 alone, 0.67 in context, under the SENTENCE_ALONE_MIN
+        a lone sentence needs); README, Moderation."""
+        in_pass = set(windows(text)) | set(windows(text, whole_up_to=0))
+        spans = [locate(text, p) if p in in_pass else None for p in parts] + [None] * len(lone)
         found = self.encoder.span_vectors(text, [s for s in spans if s is not None])
         vectors = [found.pop(0) if s is not None else None for s in spans]
+        pieces = parts + lone
         alone = [i for i, v in enumerate(vectors) if v is None]
         out = np.zeros((len(pieces), self.heads.harm_w1.shape[0]), np.float32)
         out[alone] = self.embed([pieces[i] for i in alone])
@@ -423,7 +427,7 @@ class Classifier:
         `windows` alone (the whole request, or a long one's sentences: `score_long`). The parts of a
         request of several sentences hold about as many word pieces again as the whole, so reading
         them costs two to three times as long (the card measures both). `one_pass`: the parts are read
-        from one pass over the request (`one_pass_vectors`), about three times faster on a 200-piece
+        from one pass over the request (`one_pass_vectors`), about twice as fast on a 200-piece
         request, at the cost the README measures."""
         return self.request_scores([prompt], parts, one_pass=one_pass)[0]
 
@@ -435,7 +439,7 @@ class Classifier:
         spans = [request_windows(p) if parts else windows(p) for p in prompts]
         lone = [lone_sentences(p, ws) if parts else [] for p, ws in zip(prompts, spans)]
         if parts and one_pass:
-            vectors = np.concatenate([self.one_pass_vectors(p, ws + ls) for p, ws, ls in zip(prompts, spans, lone)])
+            vectors = np.concatenate([self.one_pass_vectors(p, ws, ls) for p, ws, ls in zip(prompts, spans, lone)])
         else:
             vectors = (embed or self.embed)([w for ws, ls in zip(spans, lone) for w in ws + ls])
         flat = self.score_vectors(vectors)
