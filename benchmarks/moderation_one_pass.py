@@ -3,16 +3,17 @@
     CANDOR_HOME=.candor .venv/bin/python benchmarks/moderation_one_pass.py [--repeats 30] [--out F] [--heads F]
 
 The input check reads a request whole and then each of its parts alone (`request_windows`, the lone
-sentences): 11 passes for the 199-word-piece request of candor.moderation.latency, 78 ms at one thread
-against the issue's 15 ms. The one-pass reading (the policy's `one_pass = true`,
-`Classifier.one_pass_vectors`) runs the encoder once over the request (in windows of 254 word pieces)
-and gives each of the windows (the whole, or sentence by sentence) the mean of its own word pieces'
-states in that pass; what a colon introduces and the lone sentences are still read alone; the heads
-score the parts and the most harmful counts, as in the input check. A part's word pieces have then
-seen the rest of the request: the question this answers is what that costs. Two more readings show
-why those are read alone: the lone sentences from the pass too, and everything from the pass.
+sentences): 11 passes for the 199-word-piece request of candor.moderation.latency, 76-80 ms at one
+thread against the issue's 15 ms. A one-pass reading runs the encoder once over the request (in
+windows of 254 word pieces) and gives each part the mean of its own word pieces' states in that pass;
+the heads score the parts and the most harmful counts, as in the input check. A part's word pieces
+have then seen the rest of the request: this measures what that costs. "one pass" still reads what a
+colon introduces and the lone sentences alone; the next reading takes the lone sentences from the
+pass too, the last everything. Not served: read in context, the closing sentences of the benchmark's
+own request read as a farewell (self-harm), which the held-out sets, mostly short, do not show; the
+last line prints each reading's decision on that request.
 
-Both readings use the shipped heads without their second looks (the looks re-read requests in parts
+Every reading uses the shipped heads without their second looks (the looks re-read requests in parts
 and would only blur the comparison). Printed, in the same run: requests flagged under the default
 policy on the validation and test splits and each fresh set (harmful / safe), the harmful test
 requests in the harmlessness eval's jailbreak templates and behind one-sentence preambles (recall at
@@ -26,6 +27,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 
 import numpy as np
 from moderation import PREAMBLES  # the one-sentence jailbreak preambles benchmarks/moderation.py measures
@@ -37,7 +39,6 @@ from candor.moderation.classifier import (
     Classifier,
     InputScore,
     classifier,
-    locate,
     lone_sentences,
     request_windows,
     windows,
@@ -46,17 +47,60 @@ from candor.moderation.latency import PROMPT_200, timed
 from candor.moderation.policy import Modes, load_policy
 from candor.moderation.train import filled_inputs, request_scores
 
+WINDOW = 254  # word pieces per pass, [CLS] and [SEP] aside (the encoder reads 256)
 
-def from_pass(clf: Classifier, texts: list[str], colons_alone: bool) -> list[InputScore]:
-    """Every part and lone sentence from its span in the request's one pass (`colons_alone`: but what a
-    colon introduces), a piece found in no window read alone."""
+
+def locate(text: str, part: str) -> tuple[int, int] | None:
+    """Where `part` (a piece `request_windows` cut from `text`, its spaces maybe changed where short
+    sentences were merged) lies in `text`: (start, end) in characters, or None."""
+    at = text.find(part)
+    if at >= 0:
+        return at, at + len(part)
+    found = re.search(r"\s+".join(map(re.escape, part.split())), text)
+    return (found.start(), found.end()) if found else None
+
+
+def span_vectors(enc, text: str, spans: list[tuple[int, int]]) -> list[np.ndarray | None]:
+    """Unit vectors of character spans of `text` from one pass of `enc` over it (windows of 254 word
+    pieces): each the mean of its word pieces' states, the whole text's with [CLS] and [SEP] (so
+    `encode`'s vector); None for a span with no word piece or across two windows."""
+    import torch
+
+    enc.tokenizer.no_truncation()
+    try:
+        encoding = enc.tokenizer.encode(text)
+    finally:
+        enc.tokenizer.enable_truncation(max_length=enc.max_tokens)
+    ids, offsets = encoding.ids, encoding.offsets[1:-1]
+    inside = [[j for j, (a, b) in enumerate(offsets) if start <= a < b <= end] for start, end in spans]
+    out: list[np.ndarray | None] = [None] * len(spans)
+    with torch.inference_mode():
+        torch.set_num_threads(enc.threads)
+        for first in range(0, len(offsets), WINDOW):
+            last = min(len(offsets), first + WINDOW)
+            row = torch.tensor([[ids[0], *ids[1 + first:1 + last], ids[-1]]])
+            states = enc.model(input_ids=row, attention_mask=torch.ones_like(row),
+                               token_type_ids=torch.zeros_like(row)).last_hidden_state[0].float()
+            for k, pieces in enumerate(inside):
+                if pieces and first <= pieces[0] and pieces[-1] < last:
+                    mean = states.mean(0) if len(pieces) == len(offsets) else states[[j - first + 1 for j in pieces]].mean(0)
+                    out[k] = torch.nn.functional.normalize(mean, dim=0).numpy()
+    return out
+
+
+def from_pass(clf: Classifier, texts: list[str], alone: str) -> list[InputScore]:
+    """Each request's parts and lone sentences from their spans in its one pass, except those `alone`
+    names ("colons": what a colon introduces; "colons+lone": those and the lone sentences; "": none),
+    which are read alone, as is a piece found in no window; scored as the input check scores them."""
     out = []
     for text in texts:
         parts = request_windows(text)
-        pieces = parts + lone_sentences(text, parts)
-        clauses = set(parts) - set(windows(text)) - set(windows(text, whole_up_to=0)) if colons_alone else set()
-        spans = [None if p in clauses else locate(text, p) for p in pieces]
-        found = clf.encoder.span_vectors(text, [s for s in spans if s is not None])
+        lone = lone_sentences(text, parts)
+        clauses = set(parts) - set(windows(text)) - set(windows(text, whole_up_to=0)) if alone else set()
+        read_alone = clauses | (set(lone) if alone == "colons+lone" else set())
+        pieces = parts + lone
+        spans = [None if p in read_alone else locate(text, p) for p in pieces]
+        found = span_vectors(clf.encoder, text, [s for s in spans if s is not None])
         vectors = [found.pop(0) if s is not None else None for s in spans]
         vectors = [v if v is not None else clf.embed([p])[0] for v, p in zip(vectors, pieces)]
         scores = clf.score_vectors(np.stack(vectors))
@@ -65,16 +109,16 @@ def from_pass(clf: Classifier, texts: list[str], colons_alone: bool) -> list[Inp
     return out
 
 
-def all_in_context(clf: Classifier, texts: list[str]) -> list[InputScore]:
-    return from_pass(clf, texts, colons_alone=False)
+def one_pass(clf: Classifier, texts: list[str]) -> list[InputScore]:
+    return from_pass(clf, texts, "colons+lone")
 
 
 def lone_in_context(clf: Classifier, texts: list[str]) -> list[InputScore]:
-    return from_pass(clf, texts, colons_alone=True)
+    return from_pass(clf, texts, "colons")
 
 
-def one_pass(clf: Classifier, texts: list[str]) -> list[InputScore]:
-    return clf.request_scores(texts, one_pass=True)
+def all_in_context(clf: Classifier, texts: list[str]) -> list[InputScore]:
+    return from_pass(clf, texts, "")
 
 
 READINGS = {"parts alone": request_scores, "one pass": one_pass, "one pass, lone sentences in context too": lone_in_context,
@@ -126,6 +170,12 @@ def main() -> None:
     print(f"input check of the {pieces}-piece request, 1 thread, median (p90), load average {os.getloadavg()[0]:.2f}: "
           + "; ".join(f"{n} {t['median_ms']:.1f} ms ({t['p90_ms']:.1f}), {base / t['median_ms']:.2f}x"
                       for n, t in results["latency_ms"].items()))
+    for name, read in READINGS.items():
+        score = read(clf, [PROMPT_200])[0]
+        decision = policy.decide_input(score, "flag")
+        results.setdefault("benchmark_request", {})[name] = [score.top, score.harmful, decision.flagged]
+    print("the 199-piece request itself, under the default policy: " + "; ".join(
+        f"{n} {t} {h:.2f}{' FLAGGED' if f else ''}" for n, (t, h, f) in results["benchmark_request"].items()))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)

@@ -106,8 +106,7 @@ def pii_counts(text: str) -> dict[str, int]:
 async def moderations(body: ModerationRequest, request: Request) -> dict[str, Any]:
     texts = texts_of(body.input)
     clf, policy = _classifier(request)
-    scores = await asyncio.to_thread(clf.request_scores, texts, policy.read_parts,  # as the input check reads
-                                     one_pass=policy.one_pass)
+    scores = await asyncio.to_thread(clf.request_scores, texts, policy.read_parts)  # as the input check reads
     return {"id": "modr-" + uuid.uuid4().hex[:24], "model": MODEL_NAME,
             "results": [result_of(s, policy, t) for s, t in zip(scores, texts)]}
 

@@ -108,6 +108,6 @@ def check(texts):
 
     clf = classifier()
     policy = load_policy(clf.heads, modes=Modes())
-    for text, score in zip(texts, clf.request_scores(list(texts), policy.read_parts, one_pass=policy.one_pass)):
+    for text, score in zip(texts, clf.request_scores(list(texts), policy.read_parts)):
         flagged = policy.decide_input(score, "flag").flagged  # the category's threshold, as the endpoint's
         click.echo(f"{'FLAGGED' if flagged else 'ok':8s} {score.harmful:.3f} {score.top:15s} {text}")

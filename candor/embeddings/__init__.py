@@ -118,40 +118,6 @@ class Encoder:
         result[np.array(order)] = vectors
         return result
 
-    def span_vectors(self, text: str, spans: list[tuple[int, int]]) -> list[np.ndarray | None]:
-        """Unit vectors of character spans of `text` from one pass over it (in windows of `max_tokens`
-        word pieces for a longer text): each the mean of the states of the word pieces inside its span,
-        the whole text's with [CLS] and [SEP], so it is `encode`'s vector. None for a span holding no
-        word piece or crossing two windows (the caller reads it alone). Unlike `encode`'s vector of the
-        span's text, the word pieces have seen the rest of the text."""
-        torch = self._torch
-        self.tokenizer.no_truncation()
-        try:
-            encoding = self.tokenizer.encode(text)
-        finally:
-            self.tokenizer.enable_truncation(max_length=self.max_tokens)
-        ids, offsets = encoding.ids, encoding.offsets[1:-1]  # [CLS] and [SEP] aside
-        inside = [[j for j, (a, b) in enumerate(offsets) if start <= a < b <= end] for start, end in spans]
-        out: list[np.ndarray | None] = [None] * len(spans)
-        width = self.max_tokens - 2
-        with self._lock, torch.inference_mode():
-            previous = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
-            try:
-                for first in range(0, len(offsets), width):
-                    last = min(len(offsets), first + width)
-                    row = torch.tensor([[ids[0], *ids[1 + first:1 + last], ids[-1]]])
-                    states = self.model(input_ids=row, attention_mask=torch.ones_like(row),
-                                        token_type_ids=torch.zeros_like(row)).last_hidden_state[0].float()
-                    for k, pieces in enumerate(inside):
-                        if pieces and first <= pieces[0] and pieces[-1] < last:
-                            whole = len(pieces) == len(offsets)
-                            mean = states.mean(0) if whole else states[[j - first + 1 for j in pieces]].mean(0)
-                            out[k] = torch.nn.functional.normalize(mean, dim=0).numpy()
-            finally:
-                torch.set_num_threads(previous)
-        return out
-
     def tokens(self, texts: list[str]):
         """(ids, attention mask): torch tensors of `texts`' word pieces, padded to the longest.
         Tokenised one text at a time: the tokenizer's encode_batch runs a thread pool that fights

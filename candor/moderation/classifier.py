@@ -233,16 +233,6 @@ def request_windows(text: str) -> list[str]:
     return out
 
 
-def locate(text: str, part: str) -> tuple[int, int] | None:
-    """Where `part` (a piece `request_windows` cut from `text`, its spaces maybe changed where short
-    sentences were merged) lies in `text`: (start, end) in characters, or None."""
-    at = text.find(part)
-    if at >= 0:
-        return at, at + len(part)
-    found = re.search(r"\s+".join(map(re.escape, part.split())), text)
-    return (found.start(), found.end()) if found else None
-
-
 SENTENCE_ALONE_MIN = 0.9  # a lone sentence's P(harmful) that counts (`lone_sentences`)
 
 
@@ -400,49 +390,21 @@ class Classifier:
         score of its most harmful part (`request_score`, unless already computed: `score`)."""
         return self.embed_answers([prompt])[0], score if score is not None else self.request_score(prompt)
 
-    def one_pass_vectors(self, text: str, parts: list[str], lone: list[str]) -> np.ndarray:
-        """Vectors of `parts` (`request_windows(text)`) and `lone` (its `lone_sentences`) as the one-pass
-        reading gives them: the windows, whole or sentence by sentence, each from its span in one
-        encoder pass over the request (`Encoder.span_vectors`); what a colon introduces, the lone
-        sentences and anything not found in one window read alone, as by `request_score`. Read in the
-        wrapper's context, an ask after a colon reads like the wrapper (37% of the test split's harmful
-        requests in the role-play wrapper were caught, against 90% with the clause alone), and a lone
-        sentence reads milder beside its neighbour ("Going to the bridge after work and I'm not coming
-        back." before a question about a song: 0.99 alone, 0.67 in context, under the SENTENCE_ALONE_MIN
-        a lone sentence needs); README, Moderation."""
-        in_pass = set(windows(text)) | set(windows(text, whole_up_to=0))
-        spans = [locate(text, p) if p in in_pass else None for p in parts] + [None] * len(lone)
-        found = self.encoder.span_vectors(text, [s for s in spans if s is not None])
-        vectors = [found.pop(0) if s is not None else None for s in spans]
-        pieces = parts + lone
-        alone = [i for i, v in enumerate(vectors) if v is None]
-        out = np.zeros((len(pieces), self.heads.harm_w1.shape[0]), np.float32)
-        out[alone] = self.embed([pieces[i] for i in alone])
-        out[[i for i, v in enumerate(vectors) if v is not None]] = [v for v in vectors if v is not None]
-        return out
-
-    def request_score(self, prompt: str, parts: bool = True, one_pass: bool = False) -> InputScore:
+    def request_score(self, prompt: str, parts: bool = True) -> InputScore:
         """The input score of the most harmful of `request_windows(prompt)` and of its
         `lone_sentences` that score from SENTENCE_ALONE_MIN (`parts`), or of its
         `windows` alone (the whole request, or a long one's sentences: `score_long`). The parts of a
         request of several sentences hold about as many word pieces again as the whole, so reading
-        them costs two to three times as long (the card measures both). `one_pass`: the parts are read
-        from one pass over the request (`one_pass_vectors`), about twice as fast on a 200-piece
-        request, at the cost the README measures."""
-        return self.request_scores([prompt], parts, one_pass=one_pass)[0]
+        them costs two to three times as long (the card measures both)."""
+        return self.request_scores([prompt], parts)[0]
 
     def request_scores(self, prompts: list[str], parts: bool = True,
-                       embed: Callable[[list[str]], np.ndarray] | None = None,
-                       one_pass: bool = False) -> list[InputScore]:
+                       embed: Callable[[list[str]], np.ndarray] | None = None) -> list[InputScore]:
         """`request_score` of each prompt, encoded in one call (by `embed`, default `self.embed`;
-        training passes its embedding cache), or each in its one pass (`one_pass`, with `parts`)."""
+        training passes its embedding cache)."""
         spans = [request_windows(p) if parts else windows(p) for p in prompts]
         lone = [lone_sentences(p, ws) if parts else [] for p, ws in zip(prompts, spans)]
-        if parts and one_pass:
-            vectors = np.concatenate([self.one_pass_vectors(p, ws, ls) for p, ws, ls in zip(prompts, spans, lone)])
-        else:
-            vectors = (embed or self.embed)([w for ws, ls in zip(spans, lone) for w in ws + ls])
-        flat = self.score_vectors(vectors)
+        flat = self.score_vectors((embed or self.embed)([w for ws, ls in zip(spans, lone) for w in ws + ls]))
         reads, at = [], 0
         for ws, ls in zip(spans, lone):
             reads.append(flat[at:at + len(ws)] + [s for s in flat[at + len(ws):at + len(ws) + len(ls)]

@@ -74,7 +74,6 @@ class Policy:
     output_threshold: float
     messages: dict[str, str]
     read_parts: bool = True  # the input check reads each sentence too (Classifier.request_score)
-    one_pass: bool = False  # ... from one encoder pass over the request (Classifier.one_pass_vectors)
     check_every_chars: int = 120
     window_chars: int = 1000
     keys: dict[str, Modes] = field(default_factory=dict)
@@ -151,13 +150,11 @@ def load_policy(heads, path: str | Path | None = None, modes: Modes | None = Non
                             _mode(v.get("output", base.output), f"{section}.{name}.output"))
                 for name, v in doc.get(section, {}).items()}
 
-    switches = {name: doc.get("input", {}).get(name, default) for name, default in (("read_parts", True),
-                                                                                     ("one_pass", False))}
-    for name, value in switches.items():
-        if not isinstance(value, bool):
-            raise InvalidRequestError(f"{path}: input.{name} must be true or false, got {value!r}",
-                                      field="CANDOR_MODERATION_POLICY")
-    return Policy(modes=modes or modes_from_env(), input_thresholds=thresholds, **switches,
+    read_parts = doc.get("input", {}).get("read_parts", True)
+    if not isinstance(read_parts, bool):
+        raise InvalidRequestError(f"{path}: input.read_parts must be true or false, got {read_parts!r}",
+                                  field="CANDOR_MODERATION_POLICY")
+    return Policy(modes=modes or modes_from_env(), input_thresholds=thresholds, read_parts=read_parts,
                   output_threshold=threshold(out.get("threshold", "model"), "output.threshold", heads.output_threshold),
                   messages=messages, check_every_chars=int(out.get("check_every_chars", 120)),
                   window_chars=int(out.get("window_chars", 1000)), keys=overrides("keys"), users=overrides("users"),

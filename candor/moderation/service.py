@@ -73,7 +73,7 @@ class Moderator:
         self.recorders: list[Recorder] = []
         # Each request is read once: the input check's score of its parts is the output check's
         # context too (a few recent requests, by text; check_input runs just before watch).
-        self._scores: OrderedDict[tuple[str, bool, bool], InputScore] = OrderedDict()
+        self._scores: OrderedDict[tuple[str, bool], InputScore] = OrderedDict()
         self._scores_lock = threading.Lock()
 
     @classmethod
@@ -114,14 +114,14 @@ class Moderator:
             except Exception:  # a failing recorder must not turn into an answer nobody moderated
                 log.exception("moderation recorder failed")
 
-    async def request_score(self, text: str, parts: bool = True, one_pass: bool = False) -> InputScore:
+    async def request_score(self, text: str, parts: bool = True) -> InputScore:
         """The classifier's `request_score` of `text`, computed once for the input and the output check."""
-        key = (text, parts, one_pass)
+        key = (text, parts)
         with self._scores_lock:
             if key in self._scores:
                 self._scores.move_to_end(key)
                 return self._scores[key]
-        score = await asyncio.to_thread(self.classifier.request_score, text, parts, one_pass)
+        score = await asyncio.to_thread(self.classifier.request_score, text, parts)
         with self._scores_lock:
             self._scores[key] = score
             while len(self._scores) > RECENT_REQUESTS:
@@ -136,7 +136,7 @@ class Moderator:
         text = request_text(messages)
         if not text.strip():
             return None
-        score = await self.request_score(text, self.policy.read_parts, self.policy.one_pass)
+        score = await self.request_score(text, self.policy.read_parts)
         decision = self.policy.decide_input(score, mode)
         if decision.flagged:
             await self._emit(decision, caller, model, text)
@@ -152,8 +152,7 @@ class Moderator:
         append the decline note, finish with stop reason `refusal`."""
         mode = self.output_mode(caller)
         prompt = request_text(messages)
-        request = await self.request_score(prompt, one_pass=self.policy.one_pass)  # in parts, however the input check reads
-        context = await asyncio.to_thread(self.classifier.request_context, prompt, request)
+        context = await asyncio.to_thread(self.classifier.request_context, prompt, await self.request_score(prompt))
         top = context[1].top  # the category a block names
         every, window = self.policy.check_every_chars, self.policy.window_chars
         released, pending = "", ""
