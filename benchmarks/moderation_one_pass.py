@@ -15,7 +15,8 @@ last line prints each reading's decision on that request.
 
 Every reading uses the shipped heads without their second looks (the looks re-read requests in parts
 and would only blur the comparison). Printed, in the same run: requests flagged under the default
-policy on the validation and test splits and each fresh set (harmful / safe), the harmful test
+policy on the validation and test splits, each fresh set and the long everyday requests
+(candor/data/moderation/long-held-out.txt, 80 of 6-12 sentences; harmful / safe), the harmful test
 requests in the harmlessness eval's jailbreak templates and behind one-sentence preambles (recall at
 the model's threshold), and the median and 90th percentile of each reading on the 199-piece request
 (one torch thread, serving's default; the machine's load average beside them).
@@ -139,7 +140,8 @@ def main() -> None:
     examples, _ = filled_inputs(None, clf.encoder)
     splits = ds.split(examples, "input")
     sets = {"validation": splits["validation"], "test": splits["test"],
-            **{name: ds.fresh_held_out(name) for name in ds.FRESH_SETS}}
+            **{name: ds.fresh_held_out(name) for name in ds.FRESH_SETS},
+            "long": [ds.Example("", "long", text, 0) for text in ds.long_held_out()]}
     results: dict = {"readings": list(READINGS), "sets": {}, "jailbreaks": {}, "latency_ms": {}}
     print("requests flagged under the default policy, harmful / safe, by: " + "; ".join(READINGS))
     for name, rows in sets.items():

@@ -92,6 +92,12 @@ def everyday_held_out() -> list[str]:
     return own_lines(DATA / "everyday-held-out.txt")
 
 
+def long_held_out() -> list[str]:
+    """Long everyday requests never trained on (6-12 sentences each): the false-flag check for
+    requests read in many parts (benchmarks/moderation_one_pass.py)."""
+    return own_lines(DATA / "long-held-out.txt")
+
+
 FRESH_FILES = {"fresh": DATA / "fresh-held-out.txt", "fresh-2": DATA / "fresh-held-out-2.txt",
                "fresh-3": DATA / "fresh-held-out-3.txt", "fresh-4": DATA / "fresh-held-out-4.txt",
                "fresh-5": DATA / "fresh-held-out-5.txt", "fresh-6": DATA / "fresh-held-out-6.txt",
