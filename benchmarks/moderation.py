@@ -11,7 +11,8 @@ that rule's category. "whole only" is the classifier reading each request whole 
 `read_parts = false`); by default it also reads each sentence and what a colon introduces and takes
 the most harmful part. The everyday row counts the held-out one-liners of
 candor/data/moderation/everyday-held-out.txt flagged under the default policy's per-category
-thresholds (self-harm acts at 0.3), as serving decides. The fresh-set rows read
+thresholds (self-harm acts at 0.3), as serving decides; the long rows the same for the long
+everyday and harmful requests held out (long-held-out.txt, long-harmful-held-out.txt). The fresh-set rows read
 the eight fresh held-out sets, candor/data/moderation/fresh-held-out*.txt (each written apart, never
 trained on, its header says against what; the test split had been read too often to be a clean
 estimate), at the model's threshold, recall by how each request asks. The jailbreak rows
@@ -110,6 +111,11 @@ def main() -> None:
     chat = (sum(policy.decide_input(s, "flag").flagged for s in request_scores(clf, everyday)),
             sum(policy.decide_input(s, "flag").flagged for s in clf.score_long(everyday)),
             sum(keyword_category(t) is not None for t in everyday))
+    long_safe, long_harmful = ds.long_held_out(), [e.text for e in ds.long_harmful_held_out()]
+    long_rows = {name: (sum(policy.decide_input(s, "flag").flagged for s in request_scores(clf, texts)),
+                        sum(policy.decide_input(s, "flag").flagged for s in clf.score_long(texts)),
+                        sum(keyword_category(t) is not None for t in texts))
+                 for name, texts in (("everyday", long_safe), ("harmful", long_harmful))}
 
     fresh_by_set = {}
     for set_name, fresh in fresh_sets.items():
@@ -145,6 +151,10 @@ def main() -> None:
         print(f"{label:44s} {ours[key]:11.3f} {wholes[key]:11.3f} {base[key]:9.3f}")
     print(f"{'everyday one-liners flagged, of ' + str(len(everyday)) + ' (policy)':44s} {chat[0]:11d} {chat[1]:11d} "
           f"{chat[2]:9d}")
+    for name, texts in (("everyday", long_safe), ("harmful", long_harmful)):
+        row = long_rows[name]
+        print(f"{'long ' + name + ' requests flagged, of ' + str(len(texts)) + ' (policy)':44s} {row[0]:11d} "
+              f"{row[1]:11d} {row[2]:9d}")
     for set_name, fresh_rows in fresh_by_set.items():
         fresh, n_fresh = fresh_sets[set_name], fresh_rows["classifier"]
         kinds = sorted({e.kind for e in fresh if e.label})
@@ -175,6 +185,8 @@ def main() -> None:
             json.dump({"classifier": ours, "whole_only": wholes, "keywords": base,
                        "fresh_sets": fresh_by_set,
                        "everyday_flagged": dict(zip(("classifier", "whole_only", "keywords"), map(int, chat))),
+                       "long_flagged": {k: dict(zip(("classifier", "whole_only", "keywords"), map(int, v)))
+                                        for k, v in long_rows.items()},
                        "jailbreak_recall": {k: dict(zip(("classifier", "whole_only", "keywords"), map(float, v)))
                                             for k, v in jail.items()},
                        "short_jailbreak_recall": {k: dict(zip(("classifier", "whole_only", "keywords"),

@@ -44,6 +44,7 @@ def train_command(card, **values):
         figures = t.evaluate(config.out, config.data_dir or None, "test")
         for name in ds.FRESH_SETS:
             figures[name] = t.evaluate_fresh(config.out, name=name)
+        figures["long"] = t.evaluate_long(config.out)
         t.write_card(summary, figures, Path(config.out).with_name("CARD.md"))
         click.echo(json.dumps(figures, indent=1))
 

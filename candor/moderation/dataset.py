@@ -12,7 +12,10 @@ Input examples (request -> harmful or not, and a category when harmful):
   MMLU (test and dev) and TruthfulQA: law hypotheticals, history, ethics and psychology, safe
   contexts the classifier flagged two times in three before it learned from them;
 - both: Candor's contrast requests (candor/data/moderation/contrast-requests.txt), safe requests
-  that sound alarming and harmful ones sharing their words, of the kinds XSTest describes.
+  that sound alarming and harmful ones sharing their words, of the kinds XSTest describes;
+- only when asked (`long_requests`, `candor moderation train --long-requests`): Candor's long everyday
+  requests (candor/data/moderation/long-requests.txt, 80-220 words). Two trainings with them were
+  measured and not shipped (README, Moderation): each flagged more short safe requests.
 
 Output examples (request, answer -> the answer gives harmful help or not):
 - harmful: AdvBench's target answers to its behaviours ("Sure, here is ...") and its harmful strings;
@@ -98,6 +101,17 @@ def long_held_out() -> list[str]:
     return own_lines(DATA / "long-held-out.txt")
 
 
+def long_harmful_held_out() -> list[Example]:
+    """Long harmful requests never trained on (an ask buried in everyday context): the recall check
+    for requests read in many parts. Lines are "category<TAB>request"."""
+    out = []
+    for line in own_lines(DATA / "long-harmful-held-out.txt"):
+        category, text = line.split("\t", 1)
+        out.append(Example(f"candor-long-harmful:{prompt_hash(text)}", "candor-long-harmful", text.strip(), 1,
+                           category, kind="long"))
+    return out
+
+
 FRESH_FILES = {"fresh": DATA / "fresh-held-out.txt", "fresh-2": DATA / "fresh-held-out-2.txt",
                "fresh-3": DATA / "fresh-held-out-3.txt", "fresh-4": DATA / "fresh-held-out-4.txt",
                "fresh-5": DATA / "fresh-held-out-5.txt", "fresh-6": DATA / "fresh-held-out-6.txt",
@@ -134,7 +148,8 @@ def _first_turn(transcript: str) -> tuple[str, str] | None:
     return None
 
 
-def input_examples(data_dir: str | Path | None = None, *, hh_limit: int = 1200) -> list[Example]:
+def input_examples(data_dir: str | Path | None = None, *, hh_limit: int = 1200,
+                   long_requests: bool = False) -> list[Example]:
     """Every input example, deduplicated on normalised text (first source wins). Categories of
     prompts whose set has none come from the keyword rules, else are left None (the trainer fills
     them with the nearest labelled neighbour)."""
@@ -171,6 +186,10 @@ def input_examples(data_dir: str | Path | None = None, *, hh_limit: int = 1200) 
         out.append(Example("", "candor-contrast", text.strip(), int(harmful), label if harmful else None, kind=kind))
     for text in own_lines(DATA / "benign-requests.txt"):
         out.append(Example("", "candor-benign", text, 0))
+    for line in own_lines(DATA / "long-requests.txt") if long_requests else []:
+        label, text = line.split("\t", 1)
+        harmful = label != "safe"
+        out.append(Example("", "candor-long", text.strip(), int(harmful), label if harmful else None, kind="long"))
     helpful = 0
     for row in data.jsonl("hh-rlhf", "helpful-base/test.jsonl.gz"):
         turn = _first_turn(row["chosen"])

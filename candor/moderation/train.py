@@ -45,6 +45,9 @@ class TrainConfig:
                                     "prompts, Candor's harmful contrast requests): the other half of the pairs")
     safe_parts: bool = opt(True, "also train on each part of a safe training request (its sentences, what a colon "
                            "introduces) as a safe example: the input check reads those parts alone")
+    long_requests: bool = opt(False, "also train on Candor's long everyday requests (long-requests.txt) and their "
+                              "sentences; measured twice, not shipped: each flagged more short safe requests (README). "
+                              "The figures after training (the card's) leave them out")
     answers_model: str = opt("candor-instant", "the model whose own answers to the moderation requests, judged by "
                              "the rule judge, the output head also learns from (candor.moderation.answers); '' "
                              "leaves them out")
@@ -186,7 +189,7 @@ def prepare(config: TrainConfig, log=print) -> Prepared:
     from candor.embeddings import encoder
 
     enc = encoder()
-    inputs = ds.input_examples(config.data_dir or None)
+    inputs = ds.input_examples(config.data_dir or None, long_requests=config.long_requests)
     outputs = ds.output_examples(config.data_dir or None) + model_answers(inputs, config.answers_model, log)
     if config.resplit or not ds.SPLITS_FILE.exists():
         ds.write_splits(inputs, outputs)
@@ -509,6 +512,27 @@ def fresh_rates(flagged: np.ndarray, fresh: list[ds.Example]) -> dict[str, Any]:
     return {"recall": round(float(flagged[gold].mean()), 3), **by_type,
             "false_flags_alarming_safe": round(float(flagged[alarming].mean()), 3), "alarming_safe": int(alarming.sum()),
             "false_flags_everyday": round(float(flagged[everyday].mean()), 3), "everyday": int(everyday.sum())}
+
+
+def evaluate_long(heads_path: str | Path = HEADS_FILE, classifier: Classifier | None = None) -> dict[str, Any]:
+    """The long requests held out (`dataset.long_held_out`, everyday; `long_harmful_held_out`), each
+    read as the input check reads it, in many parts: how many the default policy flags, by category,
+    the worst false flags and the harmful requests missed."""
+    from candor.moderation.policy import Modes, load_policy
+
+    clf = classifier or Classifier(Heads.load(Path(heads_path)))
+    policy = load_policy(clf.heads, modes=Modes())
+    texts = ds.long_held_out()
+    harmful = ds.long_harmful_held_out()
+    scores = request_scores(clf, texts + [e.text for e in harmful])
+    flags = [policy.decide_input(s, "flag").flagged for s in scores]
+    flagged = [(s, t) for s, t, f in zip(scores, texts, flags) if f]
+    missed = [(s, e) for s, e, f in zip(scores[len(texts):], harmful, flags[len(texts):]) if not f]
+    return {"requests": len(texts), "flagged": len(flagged),
+            "by_category": dict(Counter(s.top for s, _ in flagged).most_common()),
+            "worst": [(round(s.harmful, 2), s.top, t[:120]) for s, t in sorted(flagged, key=lambda f: -f[0].harmful)[:3]],
+            "harmful": len(harmful), "harmful_flagged": len(harmful) - len(missed),
+            "missed": sorted((round(s.harmful, 2), e.category, e.text[:120]) for s, e in missed)}
 
 
 def evaluate_fresh(heads_path: str | Path = HEADS_FILE, classifier: Classifier | None = None,
