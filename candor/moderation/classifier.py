@@ -268,9 +268,6 @@ def out_of_context(text: str, parts: list[str]) -> set[str]:
     return set(windows(text, whole_up_to=0)) - {text}
 
 
-LOOK_FROM = 0.05
-
-
 LOOK_FROM = 0.05  # a second look re-reads requests of its category from this P(harmful) (below every threshold)
 
 
@@ -433,7 +430,8 @@ class Classifier:
             weak = out_of_context(p, ws) if parts else set()
             scores = flat[at:at + len(ws) + len(ls)]
             reads.append([s for w, s in zip(ws + ls, scores)
-                          if s.harmful >= SENTENCE_ALONE_MIN or (w not in ls and (w not in weak or s.top in IN_ANY_CONTEXT))])
+                          if s.harmful >= SENTENCE_ALONE_MIN
+                          or (w not in ls and (w not in weak or s.top in IN_ANY_CONTEXT))])
             at += len(ws) + len(ls)
         out = [max(read, key=lambda s: s.harmful) for read in reads]
         return self._looked(out, reads, [ws + ls for ws, ls in zip(spans, lone)]) if self._looks else out
