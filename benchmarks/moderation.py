@@ -111,11 +111,11 @@ def main() -> None:
     chat = (sum(policy.decide_input(s, "flag").flagged for s in request_scores(clf, everyday)),
             sum(policy.decide_input(s, "flag").flagged for s in clf.score_long(everyday)),
             sum(keyword_category(t) is not None for t in everyday))
-    long_safe, long_harmful = ds.long_held_out(), [e.text for e in ds.long_harmful_held_out()]
+    long_sets = {"everyday": ds.long_held_out(), "harmful": [e.text for e in ds.long_harmful_held_out()]}
     long_rows = {name: (sum(policy.decide_input(s, "flag").flagged for s in request_scores(clf, texts)),
                         sum(policy.decide_input(s, "flag").flagged for s in clf.score_long(texts)),
                         sum(keyword_category(t) is not None for t in texts))
-                 for name, texts in (("everyday", long_safe), ("harmful", long_harmful))}
+                 for name, texts in long_sets.items()}
 
     fresh_by_set = {}
     for set_name, fresh in fresh_sets.items():
@@ -151,10 +151,9 @@ def main() -> None:
         print(f"{label:44s} {ours[key]:11.3f} {wholes[key]:11.3f} {base[key]:9.3f}")
     print(f"{'everyday one-liners flagged, of ' + str(len(everyday)) + ' (policy)':44s} {chat[0]:11d} {chat[1]:11d} "
           f"{chat[2]:9d}")
-    for name, texts in (("everyday", long_safe), ("harmful", long_harmful)):
-        row = long_rows[name]
-        print(f"{'long ' + name + ' requests flagged, of ' + str(len(texts)) + ' (policy)':44s} {row[0]:11d} "
-              f"{row[1]:11d} {row[2]:9d}")
+    for name, row in long_rows.items():
+        print(f"{'long ' + name + ' requests flagged, of ' + str(len(long_sets[name])) + ' (policy)':44s} "
+              f"{row[0]:11d} {row[1]:11d} {row[2]:9d}")
     for set_name, fresh_rows in fresh_by_set.items():
         fresh, n_fresh = fresh_sets[set_name], fresh_rows["classifier"]
         kinds = sorted({e.kind for e in fresh if e.label})

@@ -427,7 +427,7 @@ class Classifier:
         flat = self.score_vectors((embed or self.embed)([w for ws, ls in zip(spans, lone) for w in ws + ls]))
         reads, at = [], 0
         for p, ws, ls in zip(prompts, spans, lone):
-            weak = out_of_context(p, ws) if parts else set()
+            weak = out_of_context(p, ws)  # none when the whole is not read among the parts
             scores = flat[at:at + len(ws) + len(ls)]
             reads.append([s for w, s in zip(ws + ls, scores)
                           if s.harmful >= SENTENCE_ALONE_MIN
