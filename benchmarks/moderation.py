@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import time
 
 import numpy as np
 
@@ -70,6 +71,25 @@ def measure(flagged: np.ndarray, tops: list[str | None], examples: list[ds.Examp
         out["per_category"][c] = {"precision": tp / max(1, int(pred.sum())), "recall": tp / max(1, int(true.sum())),
                                   "support": int(true.sum())}
     return out
+
+
+def per_request_ms(clf: Classifier, texts: list[str], quick: bool, rounds: int = 3) -> dict:
+    """Each text's input check as served (the quick read first) and read in full, alternating, the
+    median of `rounds` runs each; the medians over the texts."""
+    served, full = [], []
+    clf.request_score(texts[0], quick=quick)  # warm-up
+    for text in texts:
+        runs = {True: [], False: []}
+        for _ in range(rounds):
+            for q in (True, False):
+                start = time.perf_counter()
+                clf.request_score(text, quick=q and quick)
+                runs[q].append((time.perf_counter() - start) * 1000)
+        served.append(float(np.median(runs[True])))
+        full.append(float(np.median(runs[False])))
+    return {"requests": len(texts), "served_median_ms": float(np.median(served)), "full_median_ms": float(np.median(full)),
+            "cleared": sum(s.cleared for s in clf.request_scores(texts, quick=quick)),
+            "median_pieces": int(np.median([clf.encoder.count_tokens(t) for t in texts]))}
 
 
 def main() -> None:
@@ -117,6 +137,21 @@ def main() -> None:
                         sum(keyword_category(t) is not None for t in texts))
                  for name, texts in long_sets.items()}
 
+    # The quick read (as served under the default policy): how many requests it clears, and whether the
+    # decisions change (it may only clear what the full read passes).
+    quick = policy.quick_read_fits(clf.heads.quick_read)
+    quick_sets = {"test split": [e.text for e in test],
+                  "fresh sets 1-8": [e.text for name in ds.FRESH_SETS for e in fresh_sets[name]],
+                  "everyday one-liners": everyday, "long everyday": long_sets["everyday"],
+                  "long harmful": long_sets["harmful"], **{f"in {name}": texts for name, texts in wrapped.items()}}
+    quick_rows = {}
+    for name, texts in quick_sets.items() if quick else ():
+        full = [policy.decide_input(s, "flag").flagged for s in request_scores(clf, texts)]
+        served = request_scores(clf, texts, quick=True)
+        quick_rows[name] = {"requests": len(texts), "cleared": sum(s.cleared for s in served),
+                            "flagged_full_read": sum(full),
+                            "flagged_served": sum(policy.decide_input(s, "flag").flagged for s in served)}
+
     fresh_by_set = {}
     for set_name, fresh in fresh_sets.items():
         texts = [e.text for e in fresh]
@@ -129,6 +164,8 @@ def main() -> None:
     ours_t = timed(lambda: clf.request_score(PROMPT_200), args.repeats)
     whole_t = timed(lambda: clf.request_score(PROMPT_200, parts=False), args.repeats)
     base_t = timed(lambda: keyword_category(PROMPT_200), args.repeats)
+    served_t = timed(lambda: clf.request_score(PROMPT_200, quick=True), args.repeats) if quick else None
+    long_t = per_request_ms(clf, long_sets["everyday"], quick) if quick else None
     exact_t = None
     if clf.encoder.bf16:  # the same check with float32 products (CANDOR_EMBEDDINGS_PRECISION=float32)
         exact = Classifier(clf.heads, encoder_for(clf.heads, threads=clf.encoder.threads, bf16=False))
@@ -171,9 +208,22 @@ def main() -> None:
     print(f"{'input check, ' + str(tokens) + '-piece request, median':44s} {ours_t['median_ms']:9.1f}ms "
           f"{whole_t['median_ms']:9.1f}ms {base_t['median_ms']:7.2f}ms")
     print(f"{'  90th percentile':44s} {ours_t['p90_ms']:9.1f}ms {whole_t['p90_ms']:9.1f}ms {base_t['p90_ms']:7.2f}ms")
+    if served_t and long_t:
+        cleared = clf.request_score(PROMPT_200, quick=True).cleared
+        print(f"{'  as served (quick read first), median':44s} {served_t['median_ms']:9.1f}ms "
+              f"({'cleared' if cleared else 'read in full too'}; 90th percentile {served_t['p90_ms']:.1f}ms)")
+        print(f"{'  long everyday requests, median per request':44s} {long_t['served_median_ms']:9.1f}ms as served, "
+              f"{long_t['full_median_ms']:.1f}ms read in full ({long_t['cleared']} of {long_t['requests']} cleared, "
+              f"{long_t['median_pieces']} word pieces median)")
     if exact_t:
         print(f"{'  the same with float32 products, median':44s} {exact_t['median_ms']:9.1f}ms "
               f"({exact_t['median_ms'] / ours_t['median_ms']:.2f}x bf16's)")
+    if quick_rows:
+        print(f"\n{'quick read (default policy)':30s} {'requests':>9s} {'cleared':>8s} {'flagged: full read':>19s} "
+              f"{'as served':>10s}")
+        for name, row in quick_rows.items():
+            print(f"{name:30s} {row['requests']:9d} {row['cleared']:8d} {row['flagged_full_read']:19d} "
+                  f"{row['flagged_served']:10d}")
     print(f"\n{'category':16s} {'P':>6s} {'R':>6s} | {'P kw':>6s} {'R kw':>6s} | support")
     for c in CATEGORIES:
         a, b = ours["per_category"][c], base["per_category"][c]
@@ -190,7 +240,8 @@ def main() -> None:
                                             for k, v in jail.items()},
                        "short_jailbreak_recall": {k: dict(zip(("classifier", "whole_only", "keywords"),
                                                               map(float, v))) for k, v in short_jail.items()},
-                       "latency": {"classifier": ours_t, "whole_only": whole_t, "keywords": base_t, "tokens": tokens,
+                       "quick_read": quick_rows,
+                       "latency": {"served": served_t, "long_everyday": long_t, "classifier": ours_t, "whole_only": whole_t, "keywords": base_t, "tokens": tokens,
                                    "classifier_float32": exact_t, "precision": "bf16" if clf.encoder.bf16 else
                                    "int8" if h.encoder_int8 else "float32"}},
                       f, indent=1)

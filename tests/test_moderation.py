@@ -639,9 +639,9 @@ async def test_the_request_is_read_once_for_both_checks():
     calls = []
     real = hub.moderator.classifier.request_score
 
-    def counting(text, parts=True):
+    def counting(text, parts=True, quick=False):
         calls.append(parts)
-        return real(text, parts)
+        return real(text, parts, quick)
 
     hub.moderator.classifier.request_score = counting
     try:

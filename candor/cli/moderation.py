@@ -67,6 +67,24 @@ def second_look_command(category, heads, out, seed, data_dir):
     train_second_look(heads or HEADS_FILE, category, seed=seed, data_dir=data_dir, out=out, log=click.echo)
 
 
+@moderation.command("quick-read")
+@click.option("--heads", default=None, help="The heads file to add it to (default: the one shipped with Candor).")
+@click.option("--out", default=None, help="Where to write the heads with the quick read (default: --heads).")
+@click.option("--epochs", default=5, show_default=True, help="Fine-tuning epochs (the best on validation is kept).")
+@click.option("--seed", default=0, show_default=True, help="Seed for the training forms, initialisation and batch order.")
+@click.option("--data-dir", default=None, help="Data folder (default: CANDOR_DATA_DIR or ../shared/data).")
+@handle_errors
+def quick_read_command(heads, out, epochs, seed, data_dir):
+    """Fine-tune the quick read, a 3-layer first pass that lets plainly safe requests through without
+    the full read, on the heads' own full read, and add it to the heads (about 31 minutes on a 2-core CPU).
+    Measured and not shipped (README, Moderation): write it to another file with --out and measure it
+    with benchmarks/moderation.py --heads."""
+    from candor.moderation.classifier import HEADS_FILE
+    from candor.train.moderation import train_quick_read
+
+    train_quick_read(heads or HEADS_FILE, epochs=epochs, seed=seed, data_dir=data_dir, out=out, log=click.echo)
+
+
 @moderation.command("eval")
 @click.option("--heads", default=None, help="A heads file (default: the one shipped with Candor).")
 @click.option("--data-dir", default=None, help="Data folder (default: CANDOR_DATA_DIR or ../shared/data).")

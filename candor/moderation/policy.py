@@ -74,6 +74,7 @@ class Policy:
     output_threshold: float
     messages: dict[str, str]
     read_parts: bool = True  # the input check reads each sentence too (Classifier.request_score)
+    quick_read: bool = True  # plainly safe requests are let through by the quick read (QuickRead)
     check_every_chars: int = 120
     window_chars: int = 1000
     keys: dict[str, Modes] = field(default_factory=dict)
@@ -89,6 +90,17 @@ class Policy:
             if user and user in self.users:
                 return self.users[user]
         return self.modes
+
+    def quick_read_fits(self, quick) -> bool:
+        """Whether the input check may start with `quick` (a QuickRead, or None): the policy asks for
+        it and reads parts, as the full read it was chosen against did, and acts on no less evidence
+        than the thresholds it was chosen under (a lower threshold flags requests it would let through)."""
+        if quick is None or not self.quick_read or not self.read_parts:
+            return False
+        chosen = quick.thresholds
+        return (self.output_threshold >= chosen["output"] - 1e-9 and all(
+            self.input_thresholds.get(c, self.input_thresholds["default"]) >= chosen.get(c, chosen["default"]) - 1e-9
+            for c in ("default", *CATEGORIES)))
 
     def decide_input(self, score, mode: Mode) -> Decision:
         threshold = self.input_thresholds.get(score.top, self.input_thresholds["default"])
@@ -154,7 +166,12 @@ def load_policy(heads, path: str | Path | None = None, modes: Modes | None = Non
     if not isinstance(read_parts, bool):
         raise InvalidRequestError(f"{path}: input.read_parts must be true or false, got {read_parts!r}",
                                   field="CANDOR_MODERATION_POLICY")
+    quick_read = doc.get("input", {}).get("quick_read", True)
+    if not isinstance(quick_read, bool):
+        raise InvalidRequestError(f"{path}: input.quick_read must be true or false, got {quick_read!r}",
+                                  field="CANDOR_MODERATION_POLICY")
     return Policy(modes=modes or modes_from_env(), input_thresholds=thresholds, read_parts=read_parts,
+                  quick_read=quick_read,
                   output_threshold=threshold(out.get("threshold", "model"), "output.threshold", heads.output_threshold),
                   messages=messages, check_every_chars=int(out.get("check_every_chars", 120)),
                   window_chars=int(out.get("window_chars", 1000)), keys=overrides("keys"), users=overrides("users"),

@@ -71,6 +71,7 @@ class Moderator:
         self.classifier = classifier
         self.redact_answers = redact_answers  # CANDOR_PII_REDACT=answers (candor.moderation.pii)
         self.recorders: list[Recorder] = []
+        self.quick = policy.quick_read_fits(classifier.heads.quick_read)  # start with the quick read
         # Each request is read once: the input check's score of its parts is the output check's
         # context too (a few recent requests, by text; check_input runs just before watch).
         self._scores: OrderedDict[tuple[str, bool], InputScore] = OrderedDict()
@@ -121,7 +122,7 @@ class Moderator:
             if key in self._scores:
                 self._scores.move_to_end(key)
                 return self._scores[key]
-        score = await asyncio.to_thread(self.classifier.request_score, text, parts)
+        score = await asyncio.to_thread(self.classifier.request_score, text, parts, self.quick and parts)
         with self._scores_lock:
             self._scores[key] = score
             while len(self._scores) > RECENT_REQUESTS:

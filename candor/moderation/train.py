@@ -265,14 +265,18 @@ def _safe_groups(data: Prepared) -> np.ndarray:
     return np.array([x for _, _, x in validation_rows(data)], int)
 
 
-def request_scores(clf: Classifier, texts: list[str]) -> list[Any]:
+def request_scores(clf: Classifier, texts: list[str], quick: bool = False) -> list[Any]:
     """`Classifier.request_scores` of `texts` (each read in its parts, as the input and output
-    checks read a request), with the embeddings from the cache."""
+    checks read a request; with `quick`, after the quick read), with the embeddings from the cache."""
     def cached(pieces: list[str]) -> np.ndarray:
         vec = _embed_all(pieces, clf.encoder)
         return np.stack([vec[p] for p in pieces]) if pieces else np.zeros((0, clf.heads.harm_w1.shape[0]))
 
-    return clf.request_scores(texts, embed=cached)
+    def quick_probs(pieces: list[str]) -> np.ndarray:
+        vec = _embed_all(pieces, clf.quick_encoder)
+        return clf.quick_head(np.stack([vec[p] for p in pieces]))
+
+    return clf.request_scores(texts, embed=cached, quick=quick, quick_probs=quick_probs)
 
 
 def _validation_scores(clf: Classifier, data: Prepared) -> np.ndarray:

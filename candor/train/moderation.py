@@ -361,3 +361,58 @@ def train_second_look(heads_path, category: str, *, seed: int = 0, layers: int =
                "validation_requests": len(validation_rows), "minutes": round((time.monotonic() - started) / 60, 1)}
     log(json.dumps(summary))
     return summary
+
+
+def train_quick_read(heads_path, *, seed: int = 0, layers: int = 3, epochs: int = 5, data_dir: str | None = None,
+                     out=None, log=print) -> dict[str, Any]:
+    """`candor moderation quick-read`: fine-tune the quick read (candor.moderation.quick_read: each
+    split's requests plain and in the forms that hide an ask, targets from the full read of the heads
+    of `heads_path` under the packaged policy), keep the epoch that clears most safe validation
+    requests while clearing no harmful one the full read flags, quantise it to int8 as served, choose
+    `clear_below` on validation as served, and write the heads with it to `out` (default: the same
+    file). Returns the figures the README reports."""
+    import time
+    from dataclasses import replace
+    from pathlib import Path
+
+    from candor.embeddings.adapted import adapted
+    from candor.moderation import quick_read as qr
+    from candor.moderation import train as mt
+    from candor.moderation.classifier import Classifier, Heads, QuickRead
+    from candor.moderation.policy import Modes, load_policy
+
+    started = time.monotonic()
+    heads = replace(Heads.load(Path(heads_path)), quick_read=None)
+    clf = Classifier(heads)
+    policy = load_policy(heads, modes=Modes())
+    items = qr.split_items(seed, data_dir)
+    flagged = {}
+    for name, rows in items.items():
+        flagged[name] = [policy.decide_input(s, "flag").flagged for s in mt.request_scores(clf, [i.text for i in rows])]
+        log(f"quick read, {name}: {len(rows)} requests, {sum(i.harmful for i in rows)} harmful, "
+            f"{sum(flagged[name])} flagged by the full read")
+    y = qr.targets(items["train"], flagged["train"])
+    train_rows = [(i.text, int(t), -1, 1.0) for i, t in zip(items["train"], y)]
+    # validation: the harmful requests the full read flags (group 0) against the safe ones it passes
+    # (HARD, so each epoch's "false flags" are the safe requests it would still read in full)
+    validation_rows = [(i.text, i.harmful, 0 if i.harmful else mt.HARD)
+                       for i, f in zip(items["validation"], flagged["validation"]) if bool(i.harmful) == f]
+    tuned = finetune(train_rows, validation_rows, categories=1, layers=layers, epochs=epochs, seed=seed,
+                     category_weight=0.0, log=log, threshold_rule=lambda p, g: float(p[g == 0].min()))
+    enc = adapted(layers, tuned.lora, tuned.scale, int8=True, threads=clf.encoder.threads)
+    read = QuickRead(layers, tuned.lora, tuned.scale, tuned.harm_w1, tuned.harm_b1, tuned.harm_w2, tuned.harm_b2,
+                     (0.0,) * 4, {**policy.input_thresholds, "output": policy.output_threshold})
+    quick = Classifier(replace(heads, quick_read=read), clf.encoder)
+    quick._quick_encoder = enc  # the int8 reader, as served
+    probs = {name: quick.quick_probs([i.text for i in rows]) for name, rows in items.items() if name != "train"}
+    pieces = {name: [clf.encoder.count_tokens(i.text) for i in rows] for name, rows in items.items()}
+    below = qr.clear_below(probs["validation"], pieces["validation"], items["validation"], flagged["validation"],
+                           read.lengths)
+    read = replace(read, clear_below=below)
+    replace(heads, quick_read=read).save(Path(out or heads_path))
+    summary = {"seed": seed, "layers": layers, "epoch": tuned.epoch, "history": tuned.history, "clear_below": below,
+               **{name: qr.measured(probs[name], np.array([read.limit(n) for n in pieces[name]]), items[name],
+                                    flagged[name]) for name in probs},
+               "minutes": round((time.monotonic() - started) / 60, 1)}
+    log(json.dumps(summary))
+    return summary
