@@ -35,8 +35,9 @@ def made_up(heads: Heads, below: float = 0.01) -> QuickRead:
     """A quick read with no encoder updates and a constant perceptron, chosen under the packaged policy."""
     policy = load_policy(heads, modes=Modes())
     dim = heads.harm_w1.shape[0]
-    return QuickRead(3, {}, 1.0, np.zeros((dim, 4), np.float32), np.zeros(4, np.float32), np.zeros(4, np.float32),
-                     -5.0, (below,) * 4, {**policy.input_thresholds, "output": policy.output_threshold})
+    return QuickRead(layers=3, lora={}, scale=1.0, w1=np.zeros((dim, 4), np.float32), b1=np.zeros(4, np.float32),
+                     w2=np.zeros(4, np.float32), b2=-5.0, clear_below=(below,) * 4,
+                     thresholds={**policy.input_thresholds, "output": policy.output_threshold})
 
 
 def test_the_shipped_heads_read_every_request_in_full(heads):

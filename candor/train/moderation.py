@@ -349,8 +349,8 @@ def train_second_look(heads_path, category: str, *, seed: int = 0, layers: int =
         f"{len(validation_rows)} validation requests ({sum(r[1] for r in validation_rows)} harmful)")
     tuned = finetune(train_rows, validation_rows, categories=len(CATEGORIES), layers=layers, epochs=epochs, seed=seed,
                      log=log, threshold_rule=lambda p, g: mt._threshold_for_false_flags(p, g, sl.LOOK_MAX_FALSE_FLAGS))
-    look = SecondLook(category, layers, tuned.lora, tuned.scale, tuned.harm_w1, tuned.harm_b1, tuned.harm_w2,
-                      tuned.harm_b2, 0.5)
+    look = SecondLook(layers=layers, lora=tuned.lora, scale=tuned.scale, w1=tuned.harm_w1, b1=tuned.harm_b1,
+                      w2=tuned.harm_w2, b2=tuned.harm_b2, category=category, threshold=0.5)
     others = tuple(x for x in heads.second_looks if x.category != category)
     base = replace(heads, second_looks=others)
     threshold, rows = sl.choose_threshold(base, look, parts["validation"], log)
@@ -400,8 +400,9 @@ def train_quick_read(heads_path, *, seed: int = 0, layers: int = 3, epochs: int 
     tuned = finetune(train_rows, validation_rows, categories=1, layers=layers, epochs=epochs, seed=seed,
                      category_weight=0.0, log=log, threshold_rule=lambda p, g: float(p[g == 0].min()))
     enc = adapted(layers, tuned.lora, tuned.scale, int8=True, threads=clf.encoder.threads)
-    read = QuickRead(layers, tuned.lora, tuned.scale, tuned.harm_w1, tuned.harm_b1, tuned.harm_w2, tuned.harm_b2,
-                     (0.0,) * 4, {**policy.input_thresholds, "output": policy.output_threshold})
+    read = QuickRead(layers=layers, lora=tuned.lora, scale=tuned.scale, w1=tuned.harm_w1, b1=tuned.harm_b1,
+                     w2=tuned.harm_w2, b2=tuned.harm_b2, clear_below=(0.0,) * 4,
+                     thresholds={**policy.input_thresholds, "output": policy.output_threshold})
     quick = Classifier(replace(heads, quick_read=read), clf.encoder)
     quick._quick_encoder = enc  # the int8 reader, as served
     probs = {name: quick.quick_probs([i.text for i in rows]) for name, rows in items.items() if name != "train"}
