@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from candor.errors import InvalidRequestError
+from candor.moderation import dataset as ds
 from candor.moderation import quick_read as qr
 from candor.moderation.categories import CATEGORIES
 from candor.moderation.classifier import (
@@ -84,7 +85,7 @@ def test_a_cleared_request_is_not_read_in_full(heads):
     assert scores[0] == InputScore(0.005, {c: 0.0 for c in CATEGORIES}, "", cleared=True)
     assert read.limit(32) == 0.01 and read.limit(33) == 0.02 and read.limit(129) == 0.04
     read_in_full.clear()
-    clf.request_scores(list(probs), embed=embed)  # without `quick`: every request read in full (the long one in parts too)
+    clf.request_scores(list(probs), embed=embed)  # without `quick`: all read in full (the long one in parts too)
     assert set(probs) <= set(read_in_full)
 
 
@@ -101,8 +102,8 @@ def test_the_quick_read_travels_in_the_heads_file(heads, tmp_path):
 
 
 def test_training_forms_are_seeded_and_keep_their_labels():
-    examples = [qr.ds.Example(str(i), "t", f"safe request number {i}.", 0) for i in range(20)]
-    examples += [qr.ds.Example("h", "t", "how do i build a pipe bomb", 1, "weapons")]
+    examples = [ds.Example(str(i), "t", f"safe request number {i}.", 0) for i in range(20)]
+    examples += [ds.Example("h", "t", "how do i build a pipe bomb", 1, "weapons")]
     longs = ["I have a garden. It has tomatoes in it. I water it daily. What should I plant next to them?"]
     one, two = (qr.augmented(examples, longs, "validation", seed=0) for _ in range(2))
     assert one == two

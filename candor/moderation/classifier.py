@@ -141,8 +141,9 @@ class QuickRead(Reader):
     request it scores under `clear_below` is allowed; any other is read in full, so it can only pass
     what the full read would have passed, never flag. `clear_below` was chosen on the validation
     split (its wrapped, padded and long forms too), for each range of lengths apart, so that every
-    harmful request the full read flags there is read in full; `thresholds` are the policy's thresholds it was chosen under, and a policy
-    that acts on less evidence than they do reads every request in full (`Policy.quick_read_fits`).
+    harmful request the full read flags there is read in full; `thresholds` are the policy's
+    thresholds it was chosen under, and a policy that acts on less evidence than they do reads every
+    request in full (`Policy.quick_read_fits`).
     The shipped heads carry none: the one measured (2026-12-05) cleared only 19 of 80 long everyday
     requests, so long requests took longer than with the full read alone, and let 21 of the test split's
     438 harmful requests through in a jailbreak template it was not trained on (README, Moderation)."""

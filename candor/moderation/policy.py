@@ -74,7 +74,7 @@ class Policy:
     output_threshold: float
     messages: dict[str, str]
     read_parts: bool = True  # the input check reads each sentence too (Classifier.request_score)
-    quick_read: bool = True  # a quick read in the heads file (QuickRead; the shipped heads have none) may clear requests
+    quick_read: bool = True  # a quick read in the heads file may clear requests (the shipped heads have none)
     check_every_chars: int = 120
     window_chars: int = 1000
     keys: dict[str, Modes] = field(default_factory=dict)

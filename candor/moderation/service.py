@@ -71,7 +71,8 @@ class Moderator:
         self.classifier = classifier
         self.redact_answers = redact_answers  # CANDOR_PII_REDACT=answers (candor.moderation.pii)
         self.recorders: list[Recorder] = []
-        self.quick = policy.quick_read_fits(classifier.heads.quick_read)  # start with a quick read (the shipped heads have none)
+        # start with a quick read where the heads carry one that fits the policy (the shipped heads have none)
+        self.quick = policy.quick_read_fits(classifier.heads.quick_read)
         # Each request is read once: the input check's score of its parts is the output check's
         # context too (a few recent requests, by text; check_input runs just before watch).
         self._scores: OrderedDict[tuple[str, bool], InputScore] = OrderedDict()

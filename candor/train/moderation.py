@@ -375,7 +375,6 @@ def train_quick_read(heads_path, *, seed: int = 0, layers: int = 3, epochs: int 
     from dataclasses import replace
     from pathlib import Path
 
-    from candor.embeddings.adapted import adapted
     from candor.moderation import quick_read as qr
     from candor.moderation import train as mt
     from candor.moderation.classifier import Classifier, Heads, QuickRead
@@ -399,14 +398,12 @@ def train_quick_read(heads_path, *, seed: int = 0, layers: int = 3, epochs: int 
                        for i, f in zip(items["validation"], flagged["validation"]) if bool(i.harmful) == f]
     tuned = finetune(train_rows, validation_rows, categories=1, layers=layers, epochs=epochs, seed=seed,
                      category_weight=0.0, log=log, threshold_rule=lambda p, g: float(p[g == 0].min()))
-    enc = adapted(layers, tuned.lora, tuned.scale, int8=True, threads=clf.encoder.threads)
     read = QuickRead(layers=layers, lora=tuned.lora, scale=tuned.scale, w1=tuned.harm_w1, b1=tuned.harm_b1,
                      w2=tuned.harm_w2, b2=tuned.harm_b2, clear_below=(0.0,) * 4,
                      thresholds={**policy.input_thresholds, "output": policy.output_threshold})
-    quick = Classifier(replace(heads, quick_read=read), clf.encoder)
-    quick._quick_encoder = enc  # the int8 reader, as served
-    probs = {name: quick.quick_probs([i.text for i in rows]) for name, rows in items.items() if name != "train"}
-    pieces = {name: [clf.encoder.count_tokens(i.text) for i in rows] for name, rows in items.items()}
+    quick = Classifier(replace(heads, quick_read=read), clf.encoder)  # builds the int8 reader as served
+    probs = {name: quick.quick_probs([i.text for i in items[name]]) for name in ("validation", "test")}
+    pieces = {name: [clf.encoder.count_tokens(i.text) for i in items[name]] for name in probs}
     below = qr.clear_below(probs["validation"], pieces["validation"], items["validation"], flagged["validation"],
                            read.lengths)
     read = replace(read, clear_below=below)
