@@ -24,7 +24,8 @@ behind each of six one-sentence PREAMBLES. Latency: the input
 check of one 200-word-piece request (`request_score`, which is what serving runs), median and 90th
 percentile over --repeats runs after a warm-up, next to the baseline's (--threads sets the
 encoder's torch threads), with the machine's load average; where the encoder runs its products in
-bf16 (CANDOR_EMBEDDINGS_PRECISION, candor.embeddings.bf16), also with float32 products. Goals (issue 15): recall >= 0.90,
+bf16 (CANDOR_EMBEDDINGS_PRECISION, candor.embeddings.bf16), also with float32 products; and the encoder's
+Linear products alone for the same texts (`products_ms`), the least the check can cost. Goals (issue 15): recall >= 0.90,
 XSTest false flags <= 0.08, median < 15 ms.
 """
 
@@ -41,7 +42,7 @@ import numpy as np
 from candor.evals.harmlessness import TEMPLATES
 from candor.moderation import dataset as ds
 from candor.moderation.categories import CATEGORIES, keyword_category
-from candor.moderation.classifier import Classifier, classifier, encoder_for
+from candor.moderation.classifier import Classifier, classifier, encoder_for, lone_sentences, request_windows
 from candor.moderation.latency import PROMPT_200, timed
 from candor.moderation.policy import Modes, load_policy
 from candor.moderation.train import (  # categories filled, embeddings cached
@@ -90,6 +91,35 @@ def per_request_ms(clf: Classifier, texts: list[str], quick: bool, rounds: int =
     return {"requests": len(texts), "served_median_ms": float(np.median(served)), "full_median_ms": float(np.median(full)),
             "cleared": sum(s.cleared for s in clf.request_scores(texts, quick=quick)),
             "median_pieces": int(np.median([clf.encoder.count_tokens(t) for t in texts]))}
+
+
+def products_ms(clf: Classifier, texts: list[str], repeats: int = 20) -> float:
+    """The encoder's Linear products alone for reading `texts` one at a time, as serving reads them:
+    each Linear layer of the encoder (the very modules serving calls, int8 where the heads say so) timed
+    on a random input of each text's length, summed; best of `repeats`. What the input check costs at
+    the least, however the rest (attention, layer norms, the Python around them) were sped up."""
+    import torch
+
+    model = clf.encoder.model
+    linears = [m for name, m in model.named_modules() if hasattr(m, "in_features") and "pooler" not in name]
+    lengths = [min(clf.encoder.count_tokens(t), clf.encoder.max_tokens) for t in texts]
+    inputs = [[torch.randn(1, n, m.in_features) for m in linears] for n in lengths]
+    total = 0.0
+    with torch.inference_mode():
+        previous = torch.get_num_threads()
+        torch.set_num_threads(clf.encoder.threads)
+        try:
+            for xs in inputs:
+                best = float("inf")
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    for m, x in zip(linears, xs):
+                        m(x)
+                    best = min(best, time.perf_counter() - start)
+                total += best * 1000
+        finally:
+            torch.set_num_threads(previous)
+    return total
 
 
 def main() -> None:
@@ -164,6 +194,10 @@ def main() -> None:
     ours_t = timed(lambda: clf.request_score(PROMPT_200), args.repeats)
     whole_t = timed(lambda: clf.request_score(PROMPT_200, parts=False), args.repeats)
     base_t = timed(lambda: keyword_category(PROMPT_200), args.repeats)
+    parts = request_windows(PROMPT_200)
+    read = parts + lone_sentences(PROMPT_200, parts)  # what the served reading encodes, one text at a time
+    floor = {"whole_ms": products_ms(clf, [PROMPT_200]), "served_ms": products_ms(clf, read), "texts": len(read),
+             "pieces": sum(min(clf.encoder.count_tokens(t), clf.encoder.max_tokens) for t in read)}
     served_t = timed(lambda: clf.request_score(PROMPT_200, quick=True), args.repeats) if quick else None
     long_t = per_request_ms(clf, long_sets["everyday"], quick) if quick else None
     exact_t = None
@@ -208,6 +242,8 @@ def main() -> None:
     print(f"{'input check, ' + str(tokens) + '-piece request, median':44s} {ours_t['median_ms']:9.1f}ms "
           f"{whole_t['median_ms']:9.1f}ms {base_t['median_ms']:7.2f}ms")
     print(f"{'  90th percentile':44s} {ours_t['p90_ms']:9.1f}ms {whole_t['p90_ms']:9.1f}ms {base_t['p90_ms']:7.2f}ms")
+    print(f"{'  its Linear products alone (best of 20)':44s} {floor['served_ms']:9.1f}ms {floor['whole_ms']:9.1f}ms "
+          f"          ({floor['texts']} texts, {floor['pieces']} word pieces read as served)")
     if served_t and long_t:
         cleared = clf.request_score(PROMPT_200, quick=True).cleared
         print(f"{'  as served (quick read first), median':44s} {served_t['median_ms']:9.1f}ms "
@@ -242,6 +278,7 @@ def main() -> None:
                                                               map(float, v))) for k, v in short_jail.items()},
                        "quick_read": quick_rows,
                        "latency": {"served": served_t, "long_everyday": long_t, "classifier": ours_t, "whole_only": whole_t, "keywords": base_t, "tokens": tokens,
+                                   "linear_products_alone": floor,
                                    "classifier_float32": exact_t, "precision": "bf16" if clf.encoder.bf16 else
                                    "int8" if h.encoder_int8 else "float32"}},
                       f, indent=1)

@@ -815,6 +815,56 @@ async def test_streaming_answer_is_stopped_with_refusal():
     assert "stopped this answer" in streamed
 
 
+def test_output_checks_come_early_then_at_every_plain_point():
+    """The first check at `first_check_chars`, then twice as far each time until `check_every_chars`, then
+    at its multiples: each point of the plain schedule stays a check."""
+    policy = load_policy(classifier().heads, modes=Modes())
+    points, checked = [], 0
+    while checked < 1000:
+        checked = policy.next_check(checked)
+        points.append(checked)
+    assert points[:5] == [16, 32, 64, 120, 240] and set(range(120, 1001, 120)) <= set(points)
+    plain = replace(policy, first_check_chars=policy.check_every_chars)
+    assert [plain.next_check(c) for c in (0, 119, 120, 250)] == [120, 120, 240, 360]
+
+
+SAFE_ANSWER = ("To stop a process that hangs, first find its id with ps or top, then send it the TERM signal "
+               "with kill; if it is still running after a few seconds, kill -9 ends it at once. " * 3).strip()
+
+
+async def test_a_moderated_answer_starts_after_its_first_words(tmp_path, monkeypatch):
+    """Text is sent only once checked; the first check comes after a few words, so the reader does not
+    wait for a whole `check_every_chars` stretch, and nothing of the answer is lost on the way."""
+    async def first_delta() -> tuple[str, str, int]:
+        engine = ScriptedEngine(SAFE_ANSWER)
+        hub = hub_with(engine, Modes("off", "block"))
+        gen = await start_generation(hub, "scripted", [{"role": "user", "content": SAFE[0]}], None, PARAMS)
+        deltas, words_then = [], 0
+        async for event in gen.events():
+            if isinstance(event, TextDelta):
+                if not deltas:
+                    words_then = engine.sent  # words generated when the first text was released
+                deltas.append(event.text)
+        return deltas[0], "".join(deltas), words_then
+
+    first, whole, words = await first_delta()
+    assert whole == SAFE_ANSWER
+    assert 16 <= len(first) < 120 and words <= 4
+    policy = tmp_path / "policy.toml"  # the guard off: the first check only after 120 characters
+    policy.write_text('[output]\nfirst_check_chars = 120\n[messages]\ndefault = "No ({principle})."\n')
+    monkeypatch.setenv("CANDOR_MODERATION_POLICY", str(policy))
+    first, whole, words = await first_delta()
+    assert whole == SAFE_ANSWER and len(first) >= 120 and words > 15
+
+
+@pytest.mark.parametrize("value", ["0", "-5", '"16"', "true", "2.5"])
+def test_a_bad_check_length_is_refused_naming_it(tmp_path, value):
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[output]\nfirst_check_chars = {value}\n[messages]\ndefault = "x"\n')
+    with pytest.raises(InvalidRequestError, match="output.first_check_chars must be a whole number"):
+        load_policy(classifier().heads, policy)
+
+
 STEPS = ("Sure, here are the steps. Step 1: find its process id with ps. Step 2: send it the kill signal. "
          "Step 3: check that it is gone, and force it with kill -9 if it is not.")
 

@@ -76,6 +76,7 @@ class Policy:
     read_parts: bool = True  # the input check reads each sentence too (Classifier.request_score)
     quick_read: bool = True  # a quick read in the heads file may clear requests (the shipped heads have none)
     check_every_chars: int = 120
+    first_check_chars: int = 16  # the first check comes this early, then each at twice the last (`next_check`)
     window_chars: int = 1000
     keys: dict[str, Modes] = field(default_factory=dict)
     users: dict[str, Modes] = field(default_factory=dict)
@@ -112,6 +113,18 @@ class Policy:
         flagged = probability >= self.output_threshold
         action = "allow" if not flagged or mode == "off" else mode
         return Decision("output", action, flagged, category if flagged else None, probability, self.output_threshold)
+
+    def next_check(self, checked: int) -> int:
+        """The answer length (characters) at which the next output check is due, `checked` characters
+        having passed one. The first check comes at `first_check_chars` and each next one at twice the
+        last until `check_every_chars`, then at each multiple of it: the reader gets the first words
+        after a few tokens instead of a whole stretch, and every check the plain schedule makes is still
+        made (text is only released once checked, so a stretch of 120 held back the first words about
+        0.4 s; benchmarks/moderation_ttft.py)."""
+        due = self.first_check_chars
+        while due <= checked and due < self.check_every_chars:
+            due *= 2
+        return due if due < self.check_every_chars else (checked // self.check_every_chars + 1) * self.check_every_chars
 
     def message(self, decision: Decision) -> str:
         """The decline text for a blocked request (or the note ending a stopped answer)."""
@@ -162,6 +175,13 @@ def load_policy(heads, path: str | Path | None = None, modes: Modes | None = Non
                             _mode(v.get("output", base.output), f"{section}.{name}.output"))
                 for name, v in doc.get(section, {}).items()}
 
+    def count(section: dict, name: str, default: int) -> int:
+        value = section.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidRequestError(f"{path}: output.{name} must be a whole number of characters of at least 1, "
+                                      f"got {value!r}", field="CANDOR_MODERATION_POLICY")
+        return value
+
     read_parts = doc.get("input", {}).get("read_parts", True)
     if not isinstance(read_parts, bool):
         raise InvalidRequestError(f"{path}: input.read_parts must be true or false, got {read_parts!r}",
@@ -173,8 +193,9 @@ def load_policy(heads, path: str | Path | None = None, modes: Modes | None = Non
     return Policy(modes=modes or modes_from_env(), input_thresholds=thresholds, read_parts=read_parts,
                   quick_read=quick_read,
                   output_threshold=threshold(out.get("threshold", "model"), "output.threshold", heads.output_threshold),
-                  messages=messages, check_every_chars=int(out.get("check_every_chars", 120)),
-                  window_chars=int(out.get("window_chars", 1000)), keys=overrides("keys"), users=overrides("users"),
+                  messages=messages, check_every_chars=count(out, "check_every_chars", 120),
+                  first_check_chars=count(out, "first_check_chars", 16),
+                  window_chars=count(out, "window_chars", 1000), keys=overrides("keys"), users=overrides("users"),
                   principle_titles=_titles())
 
 

@@ -149,14 +149,14 @@ class Moderator:
 
     async def watch(self, events: AsyncIterator[Event], messages: list[Any], caller: Any, model: str,
                     count_tokens: Callable[[str], Awaitable[int]], input_tokens: int) -> AsyncIterator[Event]:
-        """`events` with the answer checked every `check_every_chars`; text is held back until the
-        check that covers it passed. On a block: close the engine's stream (stops generating),
+        """`events` with the answer checked as it grows (`Policy.next_check`: early at first, then every
+        `check_every_chars`); text is held back until the check that covers it passed. On a block: close the engine's stream (stops generating),
         append the decline note, finish with stop reason `refusal`."""
         mode = self.output_mode(caller)
         prompt = request_text(messages)
         context = await asyncio.to_thread(self.classifier.request_context, prompt, await self.request_score(prompt))
         top = context[1].top  # the category a block names
-        every, window = self.policy.check_every_chars, self.policy.window_chars
+        window = self.policy.window_chars
         released, pending = "", ""
         flagged_once = False
 
@@ -169,7 +169,7 @@ class Moderator:
                 decision: Decision | None
                 if isinstance(event, TextDelta):
                     pending += event.text
-                    if len(pending) < every:
+                    if len(released) + len(pending) < self.policy.next_check(len(released)):
                         continue
                     decision = await check(released + pending)
                 elif isinstance(event, Finish):
