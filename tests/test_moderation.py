@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -855,6 +856,30 @@ async def test_a_moderated_answer_starts_after_its_first_words(tmp_path, monkeyp
     monkeypatch.setenv("CANDOR_MODERATION_POLICY", str(policy))
     first, whole, words = await first_delta()
     assert whole == SAFE_ANSWER and len(first) >= 120 and words > 15
+
+
+async def test_the_output_check_reads_the_request_beside_the_input_check(monkeypatch):
+    """With answers moderated too, the output check's embedding of the request starts with the input check
+    (the engine has not started, so the second core is free) instead of after it: the input check here
+    waits for it to have begun, which a sequential order never lets happen."""
+    engine = ScriptedEngine(SAFE_ANSWER)
+    hub = hub_with(engine, Modes("block", "block"))
+    clf = hub.moderator.classifier
+    began, waited = threading.Event(), []
+    real_embed, real_score = clf.embed_answers, clf.request_score
+
+    def embed_answers(texts):
+        began.set()
+        return real_embed(texts)
+
+    def request_score(*args, **kwargs):
+        waited.append(began.wait(timeout=5))
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(clf, "embed_answers", embed_answers)
+    monkeypatch.setattr(clf, "request_score", request_score)
+    text, finish = await _answer(hub, SAFE[0])
+    assert waited == [True] and text == SAFE_ANSWER and finish.stop_reason == "end_turn"
 
 
 @pytest.mark.parametrize("value", ["0", "-5", '"16"', "true", "2.5"])

@@ -138,3 +138,18 @@ def test_precision_setting(monkeypatch):
     monkeypatch.setenv("CANDOR_EMBEDDINGS_PRECISION", "half")
     with pytest.raises(ValueError, match="CANDOR_EMBEDDINGS_PRECISION must be auto, bf16 or float32"):
         embeddings.bf16_wanted()
+
+
+def test_two_encoders_built_at_once_both_load():
+    """In a fresh interpreter (transformers not yet imported), two threads building encoders at once: without
+    the loading lock one failed every time ("cannot import name 'AutoModel' from 'transformers'"), as the
+    moderation encoder and the output check's stock one did on a server's first moderated answer."""
+    import subprocess
+    import sys
+
+    script = ("import threading\nfrom candor.embeddings import Encoder\nerrors = []\n"
+              "def build():\n    try:\n        Encoder()\n    except Exception as exc:\n        errors.append(repr(exc))\n"
+              "threads = [threading.Thread(target=build) for _ in range(2)]\n"
+              "[t.start() for t in threads]\n[t.join() for t in threads]\nprint('ERRORS', errors)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "ERRORS []" in out.stdout, out.stdout + out.stderr

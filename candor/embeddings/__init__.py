@@ -47,10 +47,19 @@ def model_dir() -> Path:
     return folder
 
 
+# Encoders are built one at a time in a process ("cannot import name 'AutoModel' from 'transformers'" when
+# the moderation encoder and the stock one were first built in two threads at once).
+_loading = threading.RLock()
+
+
 class Encoder:
     """MiniLM with mean pooling over real tokens, then L2 normalisation (as sentence-transformers)."""
 
     def __init__(self, folder: Path | None = None, threads: int | None = None, bf16: bool = False):
+        with _loading:  # transformers' lazy imports are not thread-safe: two first loads at once failed
+            self._load(folder, threads, bf16)
+
+    def _load(self, folder: Path | None, threads: int | None, bf16: bool) -> None:
         import torch
         from tokenizers import Tokenizer
         from transformers import AutoModel
