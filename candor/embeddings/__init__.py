@@ -141,7 +141,9 @@ class Encoder:
         return ids, mask
 
     def _batch(self, chunk: list[str]) -> np.ndarray:
-        return embed_batch(self.model, *self.tokens(chunk)).float().numpy()
+        from candor.embeddings.forward import inference_vectors
+
+        return inference_vectors(self.model, *self.tokens(chunk)).float().numpy()
 
 
 def length_groups(order: list[int], texts: list[str], batch_size: int) -> list[list[int]]:
