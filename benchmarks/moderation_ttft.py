@@ -14,7 +14,9 @@ with answers moderated, text is released only after the check that covers it, so
 waits for the first check (`first_check_chars`, then twice that...; candor.moderation.policy.Policy.next_check).
 The same run then starts a second server whose policy checks answers on the plain schedule only (the first
 check at `check_every_chars`, as before the early checks), so the two schedules are compared in one run.
-Prints the median of each mode and the difference from moderation off; run it alone (the machine has 2 cores).
+Prints the median of each mode and the difference from moderation off, and the median rate after the first
+token (output tokens after the first over the time from it to the end: what checking the growing answer costs
+the rest of it); run it alone (the machine has 2 cores).
 """
 
 from __future__ import annotations
@@ -65,16 +67,17 @@ def wait_ready(base: str, server: subprocess.Popen) -> None:
     raise RuntimeError("candor serve did not become ready")
 
 
-def first_token_s(client, model: str, text: str, max_tokens: int) -> tuple[float, str]:
-    """(seconds to the first text delta, stop reason) of one streamed request."""
+def first_token_s(client, model: str, text: str, max_tokens: int) -> tuple[float, float, int, str]:
+    """(seconds to the first text delta, seconds to the end, output tokens, stop reason) of one streamed request."""
     start = time.perf_counter()
     first = None
     with client.messages.stream(model=model, max_tokens=max_tokens, messages=[{"role": "user", "content": text}]) as s:
         for event in s:
             if first is None and event.type == "content_block_delta" and getattr(event.delta, "text", ""):
                 first = time.perf_counter() - start
-        stop = s.get_final_message().stop_reason
-    return (first if first is not None else time.perf_counter() - start), str(stop)
+        final = s.get_final_message()
+    end = time.perf_counter() - start
+    return (first if first is not None else end), end, final.usage.output_tokens, str(final.stop_reason)
 
 
 def one_server(args, schedule: str) -> dict[str, list[float]]:
@@ -105,14 +108,18 @@ def one_server(args, schedule: str) -> dict[str, list[float]]:
         for name, client in clients.items():  # warm-up: model and classifier loaded, each path run once
             first_token_s(client, args.model, f"Warm-up {name}. " + PROMPT_200, args.max_tokens)
         times: dict[str, list[float]] = {name: [] for name in MODES}
+        rates: dict[str, list[float]] = {name: [] for name in MODES}  # tokens a second after the first
         stops: dict[str, set[str]] = {name: set() for name in MODES}
         n = 0
         for r in range(args.rounds):
             order = list(MODES) if r % 2 == 0 else list(reversed(MODES))
             for name in order:
                 n += 1
-                seconds, stop = first_token_s(clients[name], args.model, f"Request {n}. " + PROMPT_200, args.max_tokens)
+                seconds, end, tokens, stop = first_token_s(clients[name], args.model, f"Request {n}. " + PROMPT_200,
+                                                           args.max_tokens)
                 times[name].append(seconds)
+                if end > seconds and tokens > 1:
+                    rates[name].append((tokens - 1) / (end - seconds))
                 stops[name].add(stop)
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"{schedule} output checks: {args.model}, {args.rounds} rounds, max_tokens {args.max_tokens}, "
@@ -122,7 +129,8 @@ def one_server(args, schedule: str) -> dict[str, list[float]]:
             med = statistics.median(times[name])
             print(f"  moderation {name:9s} time to first token median {med * 1000:7.0f} ms "
                   f"(+{(med - off) * 1000:4.0f} ms, {med / off:.2f}x off; min {min(times[name]) * 1000:.0f}, "
-                  f"max {max(times[name]) * 1000:.0f}; stop reasons {sorted(stops[name])})")
+                  f"max {max(times[name]) * 1000:.0f}; stop reasons {sorted(stops[name])}); after it "
+                  f"{statistics.median(rates[name]) if rates[name] else float('nan'):.1f} tokens/s")
         return times
     finally:
         os.killpg(server.pid, 15)
