@@ -25,7 +25,8 @@ check of one 200-word-piece request (`request_score`, which is what serving runs
 percentile over --repeats runs after a warm-up, next to the baseline's (--threads sets the
 encoder's torch threads), with the machine's load average; where the encoder runs its products in
 bf16 (CANDOR_EMBEDDINGS_PRECISION, candor.embeddings.bf16), also with float32 products; and the encoder's
-Linear products alone for the same texts (`products_ms`), the least the check can cost. Goals (issue 15): recall >= 0.90,
+Linear products alone for the same texts (`products_ms`), the least the check can cost, and the encoder
+passes of those texts through serving's written-out pass and through transformers' (`passes_ms`). Goals (issue 15): recall >= 0.90,
 XSTest false flags <= 0.08, median < 15 ms.
 """
 
@@ -122,6 +123,34 @@ def products_ms(clf: Classifier, texts: list[str], repeats: int = 20) -> float:
     return total
 
 
+def passes_ms(clf: Classifier, texts: list[str], rounds: int = 30) -> dict[str, float]:
+    """The encoder passes of reading `texts` one at a time (what the input check runs, without the
+    heads), median over `rounds`: serving's written-out pass (candor.embeddings.forward) and
+    transformers' BertModel (`embed_batch`, what training runs) on the same modules, alternating."""
+    import torch
+
+    from candor.embeddings import embed_batch
+    from candor.embeddings.forward import inference_vectors
+
+    enc = clf.encoder
+    tokens = [enc.tokens([t]) for t in texts]
+    runs: dict[str, list[float]] = {"own": [], "transformers": []}
+    with torch.inference_mode():
+        previous = torch.get_num_threads()
+        torch.set_num_threads(enc.threads)
+        try:
+            for r in range(rounds + 1):
+                for name, run in (("own", inference_vectors), ("transformers", embed_batch))[::1 if r % 2 else -1]:
+                    start = time.perf_counter()
+                    for ids, mask in tokens:
+                        run(enc.model, ids, mask)
+                    if r:  # the first round warms up
+                        runs[name].append((time.perf_counter() - start) * 1000)
+        finally:
+            torch.set_num_threads(previous)
+    return {name: float(np.median(v)) for name, v in runs.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=50)
@@ -197,7 +226,8 @@ def main() -> None:
     parts = request_windows(PROMPT_200)
     read = parts + lone_sentences(PROMPT_200, parts)  # what the served reading encodes, one text at a time
     floor = {"whole_ms": products_ms(clf, [PROMPT_200]), "served_ms": products_ms(clf, read), "texts": len(read),
-             "pieces": sum(min(clf.encoder.count_tokens(t), clf.encoder.max_tokens) for t in read)}
+             "pieces": sum(min(clf.encoder.count_tokens(t), clf.encoder.max_tokens) for t in read),
+             "passes": passes_ms(clf, read)}
     served_t = timed(lambda: clf.request_score(PROMPT_200, quick=True), args.repeats) if quick else None
     long_t = per_request_ms(clf, long_sets["everyday"], quick) if quick else None
     exact_t = None
@@ -244,6 +274,9 @@ def main() -> None:
     print(f"{'  90th percentile':44s} {ours_t['p90_ms']:9.1f}ms {whole_t['p90_ms']:9.1f}ms {base_t['p90_ms']:7.2f}ms")
     print(f"{'  its Linear products alone (best of 20)':44s} {floor['served_ms']:9.1f}ms {floor['whole_ms']:9.1f}ms "
           f"          ({floor['texts']} texts, {floor['pieces']} word pieces read as served)")
+    own, hf = floor["passes"]["own"], floor["passes"]["transformers"]
+    print(f"{'  its encoder passes: own / transformers':44s} {own:9.1f}ms {hf:9.1f}ms           "
+          f"({hf / own:.2f}x; alternating, median of 30)")
     if served_t and long_t:
         cleared = clf.request_score(PROMPT_200, quick=True).cleared
         print(f"{'  as served (quick read first), median':44s} {served_t['median_ms']:9.1f}ms "

@@ -167,11 +167,9 @@ class Moderator:
             self._prompt_vectors.popitem(last=False)
 
     async def _prompt_vector(self, text: str) -> np.ndarray:
-        """The output check's embedding of request `text`: the one `check_input` started, or computed now."""
-        task = self._prompt_vectors.pop(text, None)
-        if task is not None:
-            return await task
-        return await asyncio.to_thread(lambda: self.classifier.embed_answers([text])[0])
+        """The output check's embedding of request `text`: the one `check_input` started, or started now."""
+        self._start_prompt_vector(text)
+        return await self._prompt_vectors.pop(text)
 
     async def watch(self, events: AsyncIterator[Event], messages: list[Any], caller: Any, model: str,
                     count_tokens: Callable[[str], Awaitable[int]], input_tokens: int) -> AsyncIterator[Event]:
